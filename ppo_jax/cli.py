@@ -1,0 +1,260 @@
+"""Command lines: ``python -m ppo_jax.train`` and ``python -m ppo_jax.evaluate``.
+
+Training is a host loop over one compiled chunk of ``save_freq`` iterations:
+after each chunk the per-iteration summaries are printed, rows appended to
+``metrics.csv`` and the whole runner state checkpointed. Bad input ends with
+one sentence on stderr and exit code 2 (``--debug`` shows the traceback).
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import math
+import sys
+import time
+from datetime import datetime
+from pathlib import Path
+
+from ppo_jax.checkpoint import CHECKPOINT_FILE, CheckpointError, save_checkpoint, save_config
+from ppo_jax.config import PRESETS, ConfigError, PPOConfig
+
+EXIT_USAGE = 2
+EXIT_INTERRUPTED = 130
+
+FIELD_HELP = {
+    "env_name": "gymnax environment (continuous actions), e.g. Pendulum-v1",
+    "max_episode_steps": "episode time limit, overriding the env's ('none': env default)",
+    "num_envs": "parallel environments",
+    "rollout_length": "steps per environment per iteration",
+    "total_timesteps": "environment steps to simulate (rounded up to whole iterations)",
+    "lr": "Adam learning rate of actor and critic",
+    "gamma": "discount factor",
+    "clip_eps": "PPO clip range epsilon",
+    "update_epochs": "gradient epochs per iteration (tutorial: n_updates_per_iteration)",
+    "num_minibatches": "minibatches per epoch (1 = the whole batch)",
+    "action_variance": "fixed variance of the Gaussian policy (tutorial: 0.5)",
+    "hidden_sizes": "hidden layer widths, comma-separated, e.g. 64,64",
+    "activation": "hidden activation: relu or tanh",
+    "save_freq": "iterations between progress reports and checkpoints",
+    "seed": "PRNG seed",
+}
+
+
+class RunDirError(RuntimeError):
+    """The run directory cannot be used."""
+
+
+def _int_or_none(text: str) -> int | None:
+    return None if text.lower() == "none" else int(text)
+
+
+def _int_tuple(text: str) -> tuple[int, ...]:
+    return tuple(int(part) for part in text.split(",") if part.strip())
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{value} is not an integer >= 1")
+    return value
+
+
+def _field_parser(field: dataclasses.Field):
+    if field.name == "max_episode_steps":
+        return _int_or_none
+    if field.name == "hidden_sizes":
+        return _int_tuple
+    return type(field.default)  # int, float or str
+
+
+def build_train_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="python -m ppo_jax.train",
+        description="Train PPO on a gymnax environment; every config field is a flag.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    p.add_argument("--preset", default="tutorial", choices=sorted(PRESETS))
+    p.add_argument("--env", dest="env_name", default=None, help=FIELD_HELP["env_name"])
+    for field in dataclasses.fields(PPOConfig):
+        flag = "--" + field.name.replace("_", "-")
+        p.add_argument(
+            flag,
+            dest=field.name,
+            type=_field_parser(field),
+            default=None,
+            metavar=field.name.upper(),
+            help=f"{FIELD_HELP[field.name]} (preset value if not given)",
+        )
+    p.add_argument("--run-dir", type=Path, default=None,
+                   help="output directory (default: runs/ENV-DATE-TIME)")
+    p.add_argument("--overwrite", action="store_true",
+                   help="reuse a run directory that already holds a run")
+    p.add_argument("--quiet", action="store_true", help="no per-iteration lines")
+    p.add_argument("--debug", action="store_true", help="show tracebacks on errors")
+    return p
+
+
+def config_from_args(args: argparse.Namespace) -> PPOConfig:
+    overrides = {
+        f.name: getattr(args, f.name)
+        for f in dataclasses.fields(PPOConfig)
+        if getattr(args, f.name) is not None
+    }
+    if args.max_episode_steps is None and "max_episode_steps" in overrides:
+        overrides.pop("max_episode_steps")
+    return PPOConfig.from_preset(args.preset, **overrides).validate()
+
+
+def prepare_run_dir(run_dir: Path | None, env_name: str, overwrite: bool) -> Path:
+    if run_dir is None:
+        run_dir = Path("runs") / f"{env_name}-{datetime.now():%Y%m%d-%H%M%S}"
+    if run_dir.exists() and not run_dir.is_dir():
+        raise RunDirError(f"run directory {str(run_dir)!r} exists and is not a directory")
+    if (run_dir / CHECKPOINT_FILE).exists() and not overwrite:
+        raise RunDirError(
+            f"run directory {str(run_dir)!r} already holds a run; "
+            "pass --overwrite to replace it or choose another --run-dir"
+        )
+    try:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        probe = run_dir / ".write_test"
+        probe.write_text("")
+        probe.unlink()
+    except OSError as e:
+        raise RunDirError(f"run directory {str(run_dir)!r} is not writable ({e.strerror})") from e
+    return run_dir
+
+
+def _fail(message: str) -> int:
+    print(f"error: {message}", file=sys.stderr)
+    return EXIT_USAGE
+
+
+def train_main(argv: list[str] | None = None) -> int:
+    args = build_train_parser().parse_args(argv)
+    try:
+        return _train(args)
+    except (ConfigError, CheckpointError, RunDirError) as e:
+        if args.debug:
+            raise
+        return _fail(str(e))
+
+
+def _train(args: argparse.Namespace) -> int:
+    config = config_from_args(args)
+
+    # Validate the env and build the pure pieces before anything compiles.
+    import jax
+    from tqdm import tqdm
+
+    from ppo_jax.reporting import (
+        MetricsWriter,
+        format_iteration,
+        metrics_rows,
+        plot_learning_curve,
+        recent_mean_return,
+    )
+    from ppo_jax.train import build_pipeline, make_chunk
+
+    pipeline = build_pipeline(config)
+    run_dir = prepare_run_dir(args.run_dir, config.env_name, args.overwrite)
+    save_config(run_dir, config)
+    say = (lambda *_: None) if args.quiet else (lambda s: tqdm.write(s, file=sys.stdout))
+
+    chunk_len = min(config.save_freq, config.num_iterations)
+    num_chunks = math.ceil(config.num_iterations / chunk_len)
+    print(
+        f"ppo_jax: {config.env_name}, preset {args.preset}, {config.num_envs} envs x "
+        f"{config.rollout_length} steps = {config.batch_size} steps/iteration, "
+        f"{config.num_iterations} iterations, run dir {run_dir}",
+        flush=True,
+    )
+
+    # Compile once, ahead of time, so compile time is measured on its own.
+    hp = config.hyperparams()
+    key = jax.random.key(config.seed)
+    t0 = time.perf_counter()
+    init = jax.jit(pipeline.init).lower(key, hp).compile()
+    runner_shape = jax.eval_shape(pipeline.init, key, hp)
+    run_chunk = jax.jit(make_chunk(pipeline, chunk_len)).lower(runner_shape, hp).compile()
+    compile_s = time.perf_counter() - t0
+    print(f"compiled in {compile_s:.2f} s", flush=True)
+
+    runner = init(key, hp)
+    writer = MetricsWriter(run_dir)
+    rows: list[dict] = []
+    train_s = 0.0
+    interrupted = False
+    bar = tqdm(total=config.num_iterations, unit="it", disable=not sys.stderr.isatty())
+    try:
+        for _ in range(num_chunks):
+            t = time.perf_counter()
+            new_runner, metrics = run_chunk(runner, hp)
+            metrics = jax.device_get(metrics)  # waits for the chunk
+            keep = min(chunk_len, config.num_iterations - len(rows))
+            save_checkpoint(run_dir, config, new_runner)
+            runner = new_runner
+            chunk_rows = metrics_rows(metrics, keep, (time.perf_counter() - t) / keep)
+            writer.write(chunk_rows)
+            rows += chunk_rows
+            train_s += time.perf_counter() - t
+            for row in chunk_rows:
+                say(format_iteration(row))
+            bar.update(keep)
+            bar.set_postfix(ret=f"{chunk_rows[-1]['mean_return']:.1f}")
+    except KeyboardInterrupt:
+        interrupted = True
+    finally:
+        bar.close()
+        writer.close()
+
+    if rows:
+        plot_learning_curve(run_dir, f"ppo_jax {args.preset} on {config.env_name}")
+    timesteps = rows[-1]["timesteps"] if rows else 0
+    sps = timesteps / train_s if train_s > 0 else 0.0
+    if interrupted:
+        print(
+            f"interrupted after iteration {len(rows)}: metrics and the checkpoint of "
+            f"that iteration are in {run_dir}",
+            file=sys.stderr,
+        )
+        return EXIT_INTERRUPTED
+    print(
+        f"final: timesteps={timesteps} mean_return={recent_mean_return(rows):.2f} "
+        f"sps={sps:.0f} compile_s={compile_s:.2f}",
+        flush=True,
+    )
+    return 0
+
+
+def build_evaluate_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="python -m ppo_jax.evaluate",
+        description="Run a trained policy deterministically (its mean action).",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    p.add_argument("run_dir", type=Path, help="a run directory written by ppo_jax.train")
+    p.add_argument("--episodes", type=_positive_int, default=10)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--debug", action="store_true", help="show tracebacks on errors")
+    return p
+
+
+def evaluate_main(argv: list[str] | None = None) -> int:
+    args = build_evaluate_parser().parse_args(argv)
+    try:
+        from ppo_jax.evaluate import evaluate_run
+
+        returns, lengths = evaluate_run(args.run_dir, args.episodes, args.seed)
+    except (ConfigError, CheckpointError) as e:
+        if args.debug:
+            raise
+        return _fail(str(e))
+    for i, (ret, length) in enumerate(zip(returns, lengths), start=1):
+        print(f"episode {i}: length={int(length)} return={float(ret):.2f}")
+    print(
+        f"mean_return={returns.mean():.2f} std_return={returns.std():.2f} "
+        f"episodes={len(returns)}"
+    )
+    return 0
