@@ -54,7 +54,9 @@ def load_config(run_dir: Path) -> PPOConfig:
     try:
         return PPOConfig.from_dict(json.loads(path.read_text()))
     except (ValueError, TypeError) as e:
-        raise CheckpointError(f"{str(path)!r} is not a valid ppo_jax config ({e})") from e
+        raise CheckpointError(
+            f"{str(path)!r} is not a valid ppo_jax config ({e})"
+        ) from e
 
 
 def save_checkpoint(run_dir: Path, config: PPOConfig, runner) -> Path:
@@ -99,7 +101,9 @@ def load_checkpoint(run_dir: Path, template):
 
 def _check_shapes(template, restored, path) -> None:
     for (kp, want), got in zip(
-        jax.tree_util.tree_leaves_with_path(template), jax.tree.leaves(restored)
+        jax.tree_util.tree_leaves_with_path(template),
+        jax.tree.leaves(restored),
+        strict=True,
     ):
         if tuple(want.shape) != tuple(np.shape(got)):
             name = jax.tree_util.keystr(kp)

@@ -11,12 +11,19 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import math
+import signal
 import sys
+import threading
 import time
 from datetime import datetime
 from pathlib import Path
 
-from ppo_jax.checkpoint import CHECKPOINT_FILE, CheckpointError, save_checkpoint, save_config
+from ppo_jax.checkpoint import (
+    CHECKPOINT_FILE,
+    CheckpointError,
+    save_checkpoint,
+    save_config,
+)
 from ppo_jax.config import PRESETS, ConfigError, PPOConfig
 
 EXIT_USAGE = 2
@@ -24,14 +31,14 @@ EXIT_INTERRUPTED = 130
 
 FIELD_HELP = {
     "env_name": "gymnax environment (continuous actions), e.g. Pendulum-v1",
-    "max_episode_steps": "episode time limit, overriding the env's ('none': env default)",
+    "max_episode_steps": "episode time limit replacing the env's ('none': env default)",
     "num_envs": "parallel environments",
     "rollout_length": "steps per environment per iteration",
     "total_timesteps": "environment steps to simulate (rounded up to whole iterations)",
     "lr": "Adam learning rate of actor and critic",
     "gamma": "discount factor",
     "clip_eps": "PPO clip range epsilon",
-    "update_epochs": "gradient epochs per iteration (tutorial: n_updates_per_iteration)",
+    "update_epochs": "epochs per iteration (tutorial: n_updates_per_iteration)",
     "num_minibatches": "minibatches per epoch (1 = the whole batch)",
     "action_variance": "fixed variance of the Gaussian policy (tutorial: 0.5)",
     "hidden_sizes": "hidden layer widths, comma-separated, e.g. 64,64",
@@ -86,10 +93,17 @@ def build_train_parser() -> argparse.ArgumentParser:
             metavar=field.name.upper(),
             help=f"{FIELD_HELP[field.name]} (preset value if not given)",
         )
-    p.add_argument("--run-dir", type=Path, default=None,
-                   help="output directory (default: runs/ENV-DATE-TIME)")
-    p.add_argument("--overwrite", action="store_true",
-                   help="reuse a run directory that already holds a run")
+    p.add_argument(
+        "--run-dir",
+        type=Path,
+        default=None,
+        help="output directory (default: runs/ENV-DATE-TIME)",
+    )
+    p.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="reuse a run directory that already holds a run",
+    )
     p.add_argument("--quiet", action="store_true", help="no per-iteration lines")
     p.add_argument("--debug", action="store_true", help="show tracebacks on errors")
     return p
@@ -110,7 +124,9 @@ def prepare_run_dir(run_dir: Path | None, env_name: str, overwrite: bool) -> Pat
     if run_dir is None:
         run_dir = Path("runs") / f"{env_name}-{datetime.now():%Y%m%d-%H%M%S}"
     if run_dir.exists() and not run_dir.is_dir():
-        raise RunDirError(f"run directory {str(run_dir)!r} exists and is not a directory")
+        raise RunDirError(
+            f"run directory {str(run_dir)!r} exists and is not a directory"
+        )
     if (run_dir / CHECKPOINT_FILE).exists() and not overwrite:
         raise RunDirError(
             f"run directory {str(run_dir)!r} already holds a run; "
@@ -122,8 +138,44 @@ def prepare_run_dir(run_dir: Path | None, env_name: str, overwrite: bool) -> Pat
         probe.write_text("")
         probe.unlink()
     except OSError as e:
-        raise RunDirError(f"run directory {str(run_dir)!r} is not writable ({e.strerror})") from e
+        raise RunDirError(
+            f"run directory {str(run_dir)!r} is not writable ({e.strerror})"
+        ) from e
     return run_dir
+
+
+class GracefulStop:
+    """Turn the first Ctrl-C (or SIGTERM) into a request to stop at a boundary.
+
+    The training loop checks ``requested`` after each chunk, so the run ends
+    with metrics and checkpoint of the same iteration. A second Ctrl-C aborts
+    at once (the last checkpoint on disk stays valid: writes are atomic).
+    """
+
+    def __init__(self):
+        self.requested = False
+        self._previous = {}
+
+    def _handler(self, signum, frame):
+        if self.requested:
+            raise KeyboardInterrupt
+        self.requested = True
+        print(
+            "\nstopping after the current chunk (Ctrl-C again to abort now)",
+            file=sys.stderr,
+            flush=True,
+        )
+
+    def __enter__(self):
+        if threading.current_thread() is threading.main_thread():
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                self._previous[sig] = signal.signal(sig, self._handler)
+        return self
+
+    def __exit__(self, *exc):
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler)
+        return False
 
 
 def _fail(message: str) -> int:
@@ -160,7 +212,9 @@ def _train(args: argparse.Namespace) -> int:
     pipeline = build_pipeline(config)
     run_dir = prepare_run_dir(args.run_dir, config.env_name, args.overwrite)
     save_config(run_dir, config)
-    say = (lambda *_: None) if args.quiet else (lambda s: tqdm.write(s, file=sys.stdout))
+    say = (
+        (lambda *_: None) if args.quiet else (lambda s: tqdm.write(s, file=sys.stdout))
+    )
 
     chunk_len = min(config.save_freq, config.num_iterations)
     num_chunks = math.ceil(config.num_iterations / chunk_len)
@@ -177,7 +231,9 @@ def _train(args: argparse.Namespace) -> int:
     t0 = time.perf_counter()
     init = jax.jit(pipeline.init).lower(key, hp).compile()
     runner_shape = jax.eval_shape(pipeline.init, key, hp)
-    run_chunk = jax.jit(make_chunk(pipeline, chunk_len)).lower(runner_shape, hp).compile()
+    run_chunk = (
+        jax.jit(make_chunk(pipeline, chunk_len)).lower(runner_shape, hp).compile()
+    )
     compile_s = time.perf_counter() - t0
     print(f"compiled in {compile_s:.2f} s", flush=True)
 
@@ -185,26 +241,30 @@ def _train(args: argparse.Namespace) -> int:
     writer = MetricsWriter(run_dir)
     rows: list[dict] = []
     train_s = 0.0
-    interrupted = False
     bar = tqdm(total=config.num_iterations, unit="it", disable=not sys.stderr.isatty())
+    stop = GracefulStop()
     try:
-        for _ in range(num_chunks):
-            t = time.perf_counter()
-            new_runner, metrics = run_chunk(runner, hp)
-            metrics = jax.device_get(metrics)  # waits for the chunk
-            keep = min(chunk_len, config.num_iterations - len(rows))
-            save_checkpoint(run_dir, config, new_runner)
-            runner = new_runner
-            chunk_rows = metrics_rows(metrics, keep, (time.perf_counter() - t) / keep)
-            writer.write(chunk_rows)
-            rows += chunk_rows
-            train_s += time.perf_counter() - t
-            for row in chunk_rows:
-                say(format_iteration(row))
-            bar.update(keep)
-            bar.set_postfix(ret=f"{chunk_rows[-1]['mean_return']:.1f}")
-    except KeyboardInterrupt:
-        interrupted = True
+        with stop:
+            for _ in range(num_chunks):
+                if stop.requested:
+                    break
+                t = time.perf_counter()
+                runner, metrics = run_chunk(runner, hp)
+                metrics = jax.device_get(metrics)  # waits for the chunk
+                keep = min(chunk_len, config.num_iterations - len(rows))
+                chunk_rows = metrics_rows(
+                    metrics, keep, (time.perf_counter() - t) / keep
+                )
+                writer.write(chunk_rows)
+                save_checkpoint(run_dir, config, runner)
+                rows += chunk_rows
+                train_s += time.perf_counter() - t
+                for row in chunk_rows:
+                    say(format_iteration(row))
+                bar.update(keep)
+                bar.set_postfix(ret=f"{chunk_rows[-1]['mean_return']:.1f}")
+    except KeyboardInterrupt:  # a second Ctrl-C: abort mid-chunk
+        stop.requested = True
     finally:
         bar.close()
         writer.close()
@@ -213,10 +273,10 @@ def _train(args: argparse.Namespace) -> int:
         plot_learning_curve(run_dir, f"ppo_jax {args.preset} on {config.env_name}")
     timesteps = rows[-1]["timesteps"] if rows else 0
     sps = timesteps / train_s if train_s > 0 else 0.0
-    if interrupted:
+    if stop.requested:
         print(
-            f"interrupted after iteration {len(rows)}: metrics and the checkpoint of "
-            f"that iteration are in {run_dir}",
+            f"stopped after iteration {len(rows)} of {config.num_iterations}: "
+            f"metrics and checkpoint up to there are in {run_dir}",
             file=sys.stderr,
         )
         return EXIT_INTERRUPTED
@@ -234,7 +294,9 @@ def build_evaluate_parser() -> argparse.ArgumentParser:
         description="Run a trained policy deterministically (its mean action).",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
-    p.add_argument("run_dir", type=Path, help="a run directory written by ppo_jax.train")
+    p.add_argument(
+        "run_dir", type=Path, help="a run directory written by ppo_jax.train"
+    )
     p.add_argument("--episodes", type=_positive_int, default=10)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--debug", action="store_true", help="show tracebacks on errors")
@@ -251,7 +313,7 @@ def evaluate_main(argv: list[str] | None = None) -> int:
         if args.debug:
             raise
         return _fail(str(e))
-    for i, (ret, length) in enumerate(zip(returns, lengths), start=1):
+    for i, (ret, length) in enumerate(zip(returns, lengths, strict=True), start=1):
         print(f"episode {i}: length={int(length)} return={float(ret):.2f}")
     print(
         f"mean_return={returns.mean():.2f} std_return={returns.std():.2f} "

@@ -57,9 +57,7 @@ def load_run(run_dir: str | Path):
     """Load ``(pipeline, runner)`` of a run directory's latest checkpoint."""
     config = load_config(run_dir)
     pipeline = build_pipeline(config)
-    template = jax.eval_shape(
-        pipeline.init, jax.random.key(0), config.hyperparams()
-    )
+    template = jax.eval_shape(pipeline.init, jax.random.key(0), config.hyperparams())
     runner, _ = load_checkpoint(run_dir, template)
     return pipeline, runner
 

@@ -102,7 +102,9 @@ def make_rollout(env, env_params, actor, rollout_length: int):
             return (envs, stats), transition
 
         zero_stats = EpisodeStats(
-            jnp.zeros((), jnp.float32), jnp.zeros((), jnp.int32), jnp.zeros((), jnp.int32)
+            jnp.zeros((), jnp.float32),
+            jnp.zeros((), jnp.int32),
+            jnp.zeros((), jnp.int32),
         )
         (envs, stats), transitions = jax.lax.scan(
             env_step, (envs, zero_stats), jax.random.split(key, rollout_length)

@@ -70,7 +70,9 @@ def build_pipeline(config: PPOConfig) -> Pipeline:
     config.validate()
     env, env_params = make_env(config)
     spec = env_spec(env, env_params, config.env_name)
-    actor, critic = make_networks(config.hidden_sizes, config.activation, spec.action_dim)
+    actor, critic = make_networks(
+        config.hidden_sizes, config.activation, spec.action_dim
+    )
     rollout = make_rollout(env, env_params, actor, config.rollout_length)
     update = make_update(actor, critic, config)
 

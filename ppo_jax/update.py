@@ -54,17 +54,33 @@ def init_agent(actor_params, critic_params, lr) -> AgentState:
     )
 
 
+def shuffled_minibatches(key: jax.Array, batch, num_minibatches: int):
+    """Split every ``[B, ...]`` leaf of ``batch`` into ``[M, B // M, ...]``.
+
+    One fresh permutation of the ``B`` samples per call: each sample lands in
+    exactly one minibatch. ``B`` must be divisible by ``M`` (config validation
+    guarantees it).
+    """
+    size = jax.tree.leaves(batch)[0].shape[0]
+    permutation = jax.random.permutation(key, size)
+    return jax.tree.map(
+        lambda x: x[permutation].reshape(
+            (num_minibatches, size // num_minibatches) + x.shape[1:]
+        ),
+        batch,
+    )
+
+
 def make_update(actor, critic, config: PPOConfig):
-    """Build ``update(agent, batch, key, hparams) -> (agent, (actor_loss, critic_loss))``.
+    """Build ``update(agent, batch, key, hparams) -> (agent, losses)``.
 
     Runs ``config.update_epochs`` epochs; each epoch takes ``num_minibatches``
     gradient steps over a fresh permutation of the batch (one step on the whole
     batch when ``num_minibatches == 1``, the tutorial's setting). Actor and
     critic each have their own Adam. The returned losses are the means over all
-    steps, each measured before its step.
+    steps, each measured before its step: ``(actor_loss, critic_loss)``.
     """
     num_minibatches = config.num_minibatches
-    minibatch_size = config.minibatch_size
 
     def loss_fn(params, minibatch: Batch, hp: Hyperparams):
         actor_params, critic_params = params
@@ -75,7 +91,9 @@ def make_update(actor, critic, config: PPOConfig):
         actor_loss = clipped_surrogate_loss(
             log_prob, minibatch.old_log_prob, minibatch.advantage, hp.clip_eps
         )
-        critic_loss = value_loss(critic.apply(critic_params, minibatch.obs), minibatch.target)
+        critic_loss = value_loss(
+            critic.apply(critic_params, minibatch.obs), minibatch.target
+        )
         # The two losses depend on disjoint parameters, so one gradient of their
         # sum is exactly the two separate gradients the tutorial takes.
         return actor_loss + critic_loss, (actor_loss, critic_loss)
@@ -107,13 +125,7 @@ def make_update(actor, critic, config: PPOConfig):
                 # Full batch: order does not matter for a mean loss, skip the shuffle.
                 agent, losses = gradient_step(agent, batch)
                 return agent, losses
-            permutation = jax.random.permutation(epoch_key, minibatch_size * num_minibatches)
-            minibatches = jax.tree.map(
-                lambda x: x[permutation].reshape(
-                    (num_minibatches, minibatch_size) + x.shape[1:]
-                ),
-                batch,
-            )
+            minibatches = shuffled_minibatches(epoch_key, batch, num_minibatches)
             agent, losses = jax.lax.scan(gradient_step, agent, minibatches)
             return agent, jax.tree.map(jnp.mean, losses)
 

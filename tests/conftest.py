@@ -1,0 +1,40 @@
+"""Shared fixtures: tiny configs compiled once per session."""
+
+import jax
+import pytest
+
+from ppo_jax import PPOConfig, make_train
+
+# 4 envs x 32 steps, episodes of 50 steps: the first iteration ends no episode
+# (metrics must be NaN), later ones end episodes mid-batch and cut others.
+TINY = PPOConfig(
+    num_envs=4,
+    rollout_length=32,
+    total_timesteps=4 * 32 * 3,
+    max_episode_steps=50,
+    update_epochs=2,
+    num_minibatches=2,
+    hidden_sizes=(16, 16),
+    save_freq=2,
+)
+
+
+@pytest.fixture(scope="session")
+def tiny_config():
+    return TINY
+
+
+@pytest.fixture(scope="session")
+def tiny_train():
+    """``jax.jit(train)(key, hparams)`` of TINY: one compile shared by the tests.
+
+    Hyperparameters are always passed explicitly, so every test that changes
+    only traceable values (lr, gamma, ...) reuses this compiled function.
+    """
+    return jax.jit(make_train(TINY))
+
+
+@pytest.fixture(scope="session")
+def tiny_run(tiny_train):
+    """Output of the tiny run with key 0: ``(runner, metrics)``."""
+    return jax.block_until_ready(tiny_train(jax.random.key(0), TINY.hyperparams()))

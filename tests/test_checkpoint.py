@@ -1,0 +1,51 @@
+"""Checkpoint round trip and the errors for bad files."""
+
+import jax
+import numpy as np
+import pytest
+
+from ppo_jax import CheckpointError, build_pipeline
+from ppo_jax.checkpoint import CHECKPOINT_FILE, load_checkpoint, save_checkpoint
+
+
+def template_of(config):
+    pipeline = build_pipeline(config)
+    return jax.eval_shape(pipeline.init, jax.random.key(0), config.hyperparams())
+
+
+def test_round_trip_restores_every_leaf(tmp_path, tiny_config, tiny_run):
+    runner, _ = tiny_run
+    save_checkpoint(tmp_path, tiny_config, runner)
+    assert not list(tmp_path.glob("*.tmp"))  # written by rename
+    restored, saved_config = load_checkpoint(tmp_path, template_of(tiny_config))
+    assert saved_config == tiny_config
+    assert int(restored.iteration) == 3
+    np.testing.assert_array_equal(
+        jax.random.key_data(restored.key), jax.random.key_data(runner.key)
+    )
+    for a, b in zip(
+        jax.tree.leaves(restored.replace(key=0)),
+        jax.tree.leaves(runner.replace(key=0)),
+        strict=True,
+    ):
+        np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+
+
+def test_truncated_checkpoint_is_a_clear_error(tmp_path, tiny_config, tiny_run):
+    save_checkpoint(tmp_path, tiny_config, tiny_run[0])
+    path = tmp_path / CHECKPOINT_FILE
+    path.write_bytes(path.read_bytes()[:100])
+    with pytest.raises(CheckpointError, match="unreadable"):
+        load_checkpoint(tmp_path, template_of(tiny_config))
+
+
+def test_checkpoint_of_other_architecture_is_refused(tmp_path, tiny_config, tiny_run):
+    save_checkpoint(tmp_path, tiny_config, tiny_run[0])
+    wider = tiny_config.replace(hidden_sizes=(32, 16))
+    with pytest.raises(CheckpointError, match="does not match"):
+        load_checkpoint(tmp_path, template_of(wider))
+
+
+def test_missing_checkpoint(tmp_path, tiny_config):
+    with pytest.raises(CheckpointError, match="missing"):
+        load_checkpoint(tmp_path, template_of(tiny_config))
