@@ -57,18 +57,13 @@ def main() -> None:
     steps = config.num_iterations * config.batch_size
     pipeline = build_pipeline(config)
 
-    def evaluate(params, key):
-        return evaluate_policy(
-            pipeline.env,
-            pipeline.env_params,
-            pipeline.actor,
-            params,
-            key,
-            args.eval_episodes,
-        )
+    def evaluate(params, obs_stats, key):
+        return evaluate_policy(pipeline, params, obs_stats, key, args.eval_episodes)
 
     eval_returns, _ = jax.jit(jax.vmap(evaluate))(
-        runner.agent.actor_params, jax.random.split(jax.random.key(10_000), args.seeds)
+        runner.agent.actor_params,
+        runner.envs.obs_stats,
+        jax.random.split(jax.random.key(10_000), args.seeds),
     )
     train_ret = last_iterations_return(metrics)
     eval_ret = np.asarray(eval_returns).mean(axis=1)

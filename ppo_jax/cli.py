@@ -40,9 +40,26 @@ FIELD_HELP = {
     "clip_eps": "PPO clip range epsilon",
     "update_epochs": "epochs per iteration (tutorial: n_updates_per_iteration)",
     "num_minibatches": "minibatches per epoch (1 = the whole batch)",
+    "advantage": "rtg (rewards-to-go minus V, tutorial) or gae",
+    "gae_lambda": "GAE lambda (advantage gae)",
+    "ent_coef": "entropy bonus weight",
+    "vf_coef": "value loss weight",
+    "optimizer": "separate (an Adam for actor and critic, tutorial) or joint",
+    "max_grad_norm": "global-norm gradient clipping ('none': off)",
+    "adam_eps": "Adam epsilon",
+    "anneal_lr": "decay the learning rate linearly to 0",
+    "target_kl": "skip the remaining epochs once the KL exceeds this ('none': off)",
+    "clip_value": "clip value updates to clip_eps around the rollout's values",
+    "policy_std": "Gaussian std: fixed or learned; none for discrete actions",
     "action_variance": "fixed variance of the Gaussian policy (tutorial: 0.5)",
+    "init_log_std": "initial log-std of the learned Gaussian std",
+    "clip_actions": "clip actions to the env's bounds before stepping",
     "hidden_sizes": "hidden layer widths, comma-separated, e.g. 64,64",
     "activation": "hidden activation: relu or tanh",
+    "ortho_init": "orthogonal initialization (else PyTorch's nn.Linear init)",
+    "normalize_obs": "normalize observations by running mean and std",
+    "normalize_reward": "scale rewards by the running std of the return",
+    "bootstrap_truncation": "bootstrap from V(final obs) at time limits",
     "save_freq": "iterations between progress reports and checkpoints",
     "seed": "PRNG seed",
 }
@@ -54,6 +71,24 @@ class RunDirError(RuntimeError):
 
 def _int_or_none(text: str) -> int | None:
     return None if text.lower() == "none" else int(text)
+
+
+def _float_or_none(text: str) -> float | None:
+    return None if text.lower() == "none" else float(text)
+
+
+def _str_or_none(text: str) -> str | None:
+    return None if text.lower() == "none" else text
+
+
+# Fields that accept "none" on the command line.
+_NONE_PARSERS = {
+    "max_episode_steps": _int_or_none,
+    "max_grad_norm": _float_or_none,
+    "target_kl": _float_or_none,
+    "policy_std": _str_or_none,
+}
+_UNSET = object()  # default of every flag: "take the preset's value"
 
 
 def _int_tuple(text: str) -> tuple[int, ...]:
@@ -68,8 +103,8 @@ def _positive_int(text: str) -> int:
 
 
 def _field_parser(field: dataclasses.Field):
-    if field.name == "max_episode_steps":
-        return _int_or_none
+    if field.name in _NONE_PARSERS:
+        return _NONE_PARSERS[field.name]
     if field.name == "hidden_sizes":
         return _int_tuple
     return type(field.default)  # int, float or str
@@ -79,19 +114,30 @@ def build_train_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="python -m ppo_jax.train",
         description="Train PPO on a gymnax environment; every config field is a flag.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     p.add_argument("--preset", default="tutorial", choices=sorted(PRESETS))
-    p.add_argument("--env", dest="env_name", default=None, help=FIELD_HELP["env_name"])
+    p.add_argument(
+        "--env", dest="env_name", default=_UNSET, help=FIELD_HELP["env_name"]
+    )
     for field in dataclasses.fields(PPOConfig):
         flag = "--" + field.name.replace("_", "-")
+        help_text = f"{FIELD_HELP[field.name]} (default: the preset's)"
+        if isinstance(field.default, bool):
+            p.add_argument(
+                flag,
+                dest=field.name,
+                action=argparse.BooleanOptionalAction,
+                default=_UNSET,
+                help=help_text,
+            )
+            continue
         p.add_argument(
             flag,
             dest=field.name,
             type=_field_parser(field),
-            default=None,
+            default=_UNSET,
             metavar=field.name.upper(),
-            help=f"{FIELD_HELP[field.name]} (preset value if not given)",
+            help=help_text,
         )
     p.add_argument(
         "--run-dir",
@@ -113,10 +159,8 @@ def config_from_args(args: argparse.Namespace) -> PPOConfig:
     overrides = {
         f.name: getattr(args, f.name)
         for f in dataclasses.fields(PPOConfig)
-        if getattr(args, f.name) is not None
+        if getattr(args, f.name) is not _UNSET
     }
-    if args.max_episode_steps is None and "max_episode_steps" in overrides:
-        overrides.pop("max_episode_steps")
     return PPOConfig.from_preset(args.preset, **overrides).validate()
 
 

@@ -13,12 +13,16 @@ import jax.numpy as jnp
 import numpy as np
 
 from ppo_jax.checkpoint import load_checkpoint, load_config
+from ppo_jax.normalization import normalize
 from ppo_jax.train import build_pipeline
 
 
-def evaluate_policy(env, env_params, actor, actor_params, key, num_episodes: int):
-    """Run ``num_episodes`` episodes with the deterministic (mean) action.
+def evaluate_policy(pipeline, actor_params, obs_stats, key, num_episodes: int):
+    """Run ``num_episodes`` episodes with the deterministic action.
 
+    The action is the policy's mode: the Gaussian mean (as the tutorial's test
+    mode) or the most likely discrete action; observations are normalized with
+    the frozen training statistics ``obs_stats`` when the run normalized them.
     Episodes run in parallel (vmap) for the env's time limit
     ``env_params.max_steps_in_episode`` steps; rewards after an episode ends are
     ignored.
@@ -27,6 +31,8 @@ def evaluate_policy(env, env_params, actor, actor_params, key, num_episodes: int
         ``(returns, lengths)``: ``[num_episodes]`` float32 undiscounted returns
         and int32 lengths.
     """
+    env, env_params = pipeline.env, pipeline.env_params
+    act = make_deterministic_policy(pipeline, actor_params, obs_stats)
     max_steps = int(env_params.max_steps_in_episode)
 
     def episode(key):
@@ -35,7 +41,7 @@ def evaluate_policy(env, env_params, actor, actor_params, key, num_episodes: int
 
         def step(carry, step_key):
             obs, state, total, length, running = carry
-            action = actor.apply(actor_params, obs.astype(jnp.float32))
+            action = act(obs)
             obs, state, reward, terminated, truncated, _ = env.step(
                 step_key, state, action, env_params
             )
@@ -53,6 +59,19 @@ def evaluate_policy(env, env_params, actor, actor_params, key, num_episodes: int
     return jax.vmap(episode)(jax.random.split(key, num_episodes))
 
 
+def make_deterministic_policy(pipeline, actor_params, obs_stats):
+    """``act(raw_obs [..., obs_dim]) -> action``: the policy's mode."""
+    normalize_obs = pipeline.config.normalize_obs
+
+    def act(obs):
+        obs = jnp.asarray(obs, jnp.float32)
+        if normalize_obs:
+            obs = normalize(obs, obs_stats)
+        return pipeline.policy.mode(pipeline.actor.apply(actor_params, obs))
+
+    return act
+
+
 def load_run(run_dir: str | Path):
     """Load ``(pipeline, runner)`` of a run directory's latest checkpoint."""
     config = load_config(run_dir)
@@ -66,27 +85,34 @@ def evaluate_run(run_dir: str | Path, num_episodes: int = 10, seed: int = 0):
     """Evaluate a run directory's checkpoint; returns numpy ``(returns, lengths)``."""
     pipeline, runner = load_run(run_dir)
     fn = jax.jit(
-        lambda params, key: evaluate_policy(
-            pipeline.env, pipeline.env_params, pipeline.actor, params, key, num_episodes
+        lambda params, stats, key: evaluate_policy(
+            pipeline, params, stats, key, num_episodes
         )
     )
-    returns, lengths = fn(runner.agent.actor_params, jax.random.key(seed))
+    returns, lengths = fn(
+        runner.agent.actor_params, runner.envs.obs_stats, jax.random.key(seed)
+    )
     return np.asarray(returns), np.asarray(lengths)
 
 
 def load_policy(run_dir: str | Path):
     """Return ``policy(obs) -> action`` for a trained run (deterministic).
 
-    ``obs`` is a numpy array ``[obs_dim]`` or ``[batch, obs_dim]``; the action
-    is the actor's mean, a float32 numpy array ``[action_dim]`` or
-    ``[batch, action_dim]`` (unclipped, as the tutorial's test mode sends it).
+    ``obs`` is a raw (unnormalized) numpy observation ``[obs_dim]`` or
+    ``[batch, obs_dim]``. For continuous actions the result is the Gaussian
+    mean, float32 ``[action_dim]`` or ``[batch, action_dim]`` (unclipped, as the
+    tutorial's test mode sends it); for discrete actions the most likely
+    action, int32 ``[]`` or ``[batch]``.
     """
     pipeline, runner = load_run(run_dir)
-    params = jax.device_put(runner.agent.actor_params)
-    apply = jax.jit(pipeline.actor.apply)
+    act = jax.jit(
+        make_deterministic_policy(
+            pipeline, runner.agent.actor_params, runner.envs.obs_stats
+        )
+    )
 
     def policy(obs) -> np.ndarray:
-        return np.asarray(apply(params, jnp.asarray(obs, jnp.float32)))
+        return np.asarray(act(obs))
 
     return policy
 

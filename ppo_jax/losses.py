@@ -27,3 +27,31 @@ def clipped_surrogate_loss(
 def value_loss(values: jax.Array, targets: jax.Array) -> jax.Array:
     """Mean squared error of ``[B]`` values against ``[B]`` targets (scalar)."""
     return jnp.mean(jnp.square(values - targets))
+
+
+def clipped_value_loss(
+    values: jax.Array,
+    old_values: jax.Array,
+    targets: jax.Array,
+    clip_eps: jax.Array | float,
+) -> jax.Array:
+    """PPO2-style clipped value loss (scalar).
+
+    ``mean(max((V - G)^2, (V_old + clip(V - V_old, -eps, eps) - G)^2))``: the
+    value may not move further than ``eps`` from the rollout's value estimate
+    to lower the loss. All inputs ``[B]``.
+    """
+    clipped = old_values + jnp.clip(values - old_values, -clip_eps, clip_eps)
+    return jnp.mean(
+        jnp.maximum(jnp.square(values - targets), jnp.square(clipped - targets))
+    )
+
+
+def approx_kl(log_prob: jax.Array, old_log_prob: jax.Array) -> jax.Array:
+    """Estimate of KL(old || new) from samples of the old policy (scalar).
+
+    ``mean((r - 1) - log r)`` with ``r = exp(log_prob - old_log_prob)``: unbiased
+    and never negative (Schulman's "k3" estimator).
+    """
+    log_ratio = log_prob - old_log_prob
+    return jnp.mean(jnp.expm1(log_ratio) - log_ratio)

@@ -1,17 +1,23 @@
 """Actor and critic: two separate MLPs, as in the tutorial.
 
 ``Linear(in, h1) -> act -> ... -> Linear(h_k, out)``, no output activation. The
-actor outputs the mean action ``[..., action_dim]``, the critic one value per
-observation ``[...]``. Weights and biases are initialised as PyTorch's
-``nn.Linear`` does (uniform in +-1/sqrt(fan_in)), so the tutorial preset starts
-from the same distribution of networks as the tutorial. This init uses no QR
-decomposition, so vmapping it over seeds cannot hit the batched-QR deadlock seen
-with orthogonal init on CPU.
+actor outputs the mean action ``[..., action_dim]`` (or the logits of a
+discrete policy), plus a learned state-independent log-std when asked; the
+critic one value per observation ``[...]``.
+
+Initialization: by default as PyTorch's ``nn.Linear`` (uniform in
++-1/sqrt(fan_in)), so the tutorial preset starts from the same distribution of
+networks as the tutorial. With ``ortho_init``: orthogonal weights (gain sqrt(2)
+for hidden layers, 0.01 for the actor's output, 1 for the critic's), zero
+biases. Its QR decomposition runs under ``sequential_vmap``: vmapping training
+over seeds loops over the QRs instead of batching them, which avoids the
+batched-QR deadlock seen on CPU with jax 0.10.2.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import NamedTuple
 
 import flax.linen as nn
 import jax
@@ -33,27 +39,105 @@ def _torch_bias_init(fan_in: int):
     return init
 
 
+@jax.custom_batching.sequential_vmap
+def _sequential_qr(a: jax.Array):
+    return jnp.linalg.qr(a)
+
+
+def orthogonal(gain: float):
+    """Orthogonal initializer for ``[fan_in, fan_out]`` kernels.
+
+    Same distribution as ``nn.initializers.orthogonal`` (QR of a Gaussian
+    matrix, signs fixed by R's diagonal), but never a batched QR under vmap.
+    """
+
+    def init(key, shape, dtype=jnp.float32):
+        rows, cols = shape
+        a = jax.random.normal(key, (max(rows, cols), min(rows, cols)), jnp.float32)
+        q, r = _sequential_qr(a)
+        q = q * jnp.sign(jnp.diag(r))
+        q = q if rows >= cols else q.T
+        return (gain * q).astype(dtype)
+
+    return init
+
+
+def mlp(
+    x: jax.Array,
+    hidden_sizes: Sequence[int],
+    out_size: int,
+    activation: str,
+    ortho_init: bool,
+    out_gain: float,
+) -> jax.Array:
+    """Dense layers created in the calling module's scope (inside ``@compact``)."""
+    act = _ACTIVATIONS[activation]
+    for width in hidden_sizes:
+        x = act(_dense(width, x, ortho_init, jnp.sqrt(2.0)))
+    return _dense(out_size, x, ortho_init, out_gain)
+
+
+def _dense(features: int, x: jax.Array, ortho_init: bool, gain) -> jax.Array:
+    if ortho_init:
+        kernel_init, bias_init = orthogonal(gain), nn.initializers.zeros
+    else:
+        kernel_init, bias_init = _torch_kernel_init, _torch_bias_init(x.shape[-1])
+    return nn.Dense(features, kernel_init=kernel_init, bias_init=bias_init)(x)
+
+
 class MLP(nn.Module):
     """Fully connected network: hidden layers with an activation, linear output."""
 
     hidden_sizes: Sequence[int]
     out_size: int
     activation: str = "relu"
+    ortho_init: bool = False
+    out_gain: float = 1.0  # orthogonal gain of the output layer
 
     @nn.compact
     def __call__(self, x: jax.Array) -> jax.Array:
-        act = _ACTIVATIONS[self.activation]
-        for width in self.hidden_sizes:
-            x = act(self._dense(width, x))
-        return self._dense(self.out_size, x)
+        return mlp(
+            x,
+            self.hidden_sizes,
+            self.out_size,
+            self.activation,
+            self.ortho_init,
+            self.out_gain,
+        )
 
-    def _dense(self, features: int, x: jax.Array) -> jax.Array:
-        fan_in = x.shape[-1]
-        return nn.Dense(
-            features,
-            kernel_init=_torch_kernel_init,
-            bias_init=_torch_bias_init(fan_in),
-        )(x)
+
+class ActorOutput(NamedTuple):
+    out: jax.Array  # [..., action_dim] mean action, or [..., num_actions] logits
+    log_std: jax.Array | None  # [action_dim] learned log-std, else None
+
+
+class Actor(nn.Module):
+    """Policy network: ``[..., obs_dim] -> ActorOutput``."""
+
+    hidden_sizes: Sequence[int]
+    action_dim: int
+    activation: str = "relu"
+    ortho_init: bool = False
+    learned_std: bool = False
+
+    @nn.compact
+    def __call__(self, obs: jax.Array) -> ActorOutput:
+        # Layers directly in this scope (Dense_0, ...), the critic's inside an
+        # MLP submodule: parameter paths seed the init, and these are the paths
+        # the tutorial preset's recorded results were produced with.
+        out = mlp(
+            obs,
+            self.hidden_sizes,
+            self.action_dim,
+            self.activation,
+            self.ortho_init,
+            0.01,
+        )
+        log_std = None
+        if self.learned_std:
+            # Initialised to 0 here; the pipeline sets it to hparams.init_log_std.
+            log_std = self.param("log_std", nn.initializers.zeros, (self.action_dim,))
+        return ActorOutput(out, log_std)
 
 
 class Critic(nn.Module):
@@ -61,17 +145,26 @@ class Critic(nn.Module):
 
     hidden_sizes: Sequence[int]
     activation: str = "relu"
+    ortho_init: bool = False
 
     @nn.compact
     def __call__(self, obs: jax.Array) -> jax.Array:
-        return MLP(self.hidden_sizes, 1, self.activation)(obs)[..., 0]
+        mlp = MLP(self.hidden_sizes, 1, self.activation, self.ortho_init, 1.0)
+        return mlp(obs)[..., 0]
 
 
-def make_networks(hidden_sizes: Sequence[int], activation: str, action_dim: int):
+def make_networks(
+    hidden_sizes: Sequence[int],
+    activation: str,
+    action_dim: int,
+    ortho_init: bool = False,
+    learned_std: bool = False,
+):
     """Return ``(actor, critic)`` flax modules.
 
-    actor: ``[..., obs_dim] -> [..., action_dim]`` mean action.
+    actor: ``[..., obs_dim] -> ActorOutput`` (mean action or logits).
     critic: ``[..., obs_dim] -> [...]`` value.
     """
     hidden = tuple(hidden_sizes)
-    return MLP(hidden, action_dim, activation), Critic(hidden, activation)
+    actor = Actor(hidden, action_dim, activation, ortho_init, learned_std)
+    return actor, Critic(hidden, activation, ortho_init)

@@ -8,18 +8,11 @@ from pathlib import Path
 
 import numpy as np
 
+from ppo_jax.train import Metrics
+
 METRICS_FILE = "metrics.csv"
 PLOT_FILE = "learning_curve.png"
-COLUMNS = (
-    "iteration",
-    "timesteps",
-    "mean_return",
-    "mean_length",
-    "num_episodes",
-    "actor_loss",
-    "critic_loss",
-    "seconds",
-)
+COLUMNS = (*Metrics._fields, "seconds")
 
 
 def metrics_rows(metrics, keep: int, seconds_per_iteration: float) -> list[dict]:

@@ -8,21 +8,32 @@ import jax
 import jax.numpy as jnp
 from flax import struct
 
-from ppo_jax.distributions import fixed_variance_gaussian
+from ppo_jax.config import Hyperparams, PPOConfig
+from ppo_jax.envs import EnvSpec
+from ppo_jax.normalization import (
+    RunningMeanStd,
+    init_running_stats,
+    normalize,
+    scale,
+    update_running_stats,
+)
 
 
 class Transition(NamedTuple):
     """One rollout, time-major. ``T = rollout_length``, ``N = num_envs``."""
 
-    obs: jax.Array  # [T, N, obs_dim] observation the action was chosen from
-    action: jax.Array  # [T, N, action_dim] sampled action, as sent and stored
+    obs: jax.Array  # [T, N, obs_dim] what the actor saw (normalized if enabled)
+    action: jax.Array  # [T, N, action_dim] float32 or [T, N] int32; as sampled
     log_prob: jax.Array  # [T, N] log-probability of the action when sampled
-    reward: jax.Array  # [T, N] float32
+    reward: jax.Array  # [T, N] float32 reward to learn from (scaled if enabled)
     done: jax.Array  # [T, N] bool: episode ended (terminated or truncated)
+    # With bootstrap_truncation only (else None):
+    final_obs: jax.Array | None  # [T, N, obs_dim] pre-reset obs (normalized)
+    truncated: jax.Array | None  # [T, N] bool: ended by the time limit alone
 
 
 class EpisodeStats(NamedTuple):
-    """Episodes that finished during one rollout (scalars)."""
+    """Episodes that finished during one rollout (scalars, raw rewards)."""
 
     return_sum: jax.Array  # float32, sum of their undiscounted returns
     length_sum: jax.Array  # int32, sum of their lengths in steps
@@ -31,12 +42,16 @@ class EpisodeStats(NamedTuple):
 
 @struct.dataclass
 class EnvBatch:
-    """The state of ``N`` environments between steps."""
+    """The state of ``N`` environments between steps, with the running
+    statistics of the normalization options (as gym's wrappers keep them)."""
 
     state: Any  # gymnax env state, leaves batched over [N]
-    obs: jax.Array  # [N, obs_dim] current observation
+    obs: jax.Array  # [N, obs_dim] current raw observation
     episode_return: jax.Array  # [N] undiscounted return of the running episode
     episode_length: jax.Array  # [N] int32 steps in the running episode
+    discounted_return: jax.Array  # [N] for reward scaling
+    obs_stats: RunningMeanStd  # [obs_dim] observation statistics
+    return_stats: RunningMeanStd  # scalar statistics of discounted_return
 
 
 def _strong(tree):
@@ -45,46 +60,81 @@ def _strong(tree):
     return jax.tree.map(lambda x: jax.lax.convert_element_type(x, x.dtype), tree)
 
 
-def reset_envs(env, env_params, key: jax.Array, num_envs: int) -> EnvBatch:
+def reset_envs(env, env_params, key: jax.Array, config: PPOConfig) -> EnvBatch:
+    n = config.num_envs
     obs, state = jax.vmap(env.reset, in_axes=(0, None))(
-        jax.random.split(key, num_envs), env_params
+        jax.random.split(key, n), env_params
     )
+    obs_stats = init_running_stats(obs.shape[1:])
+    if config.normalize_obs:
+        obs_stats = update_running_stats(obs_stats, obs)
     return EnvBatch(
         state=_strong(state),
-        obs=obs.astype(jnp.float32),
-        episode_return=jnp.zeros((num_envs,), jnp.float32),
-        episode_length=jnp.zeros((num_envs,), jnp.int32),
+        obs=obs,
+        episode_return=jnp.zeros((n,), jnp.float32),
+        episode_length=jnp.zeros((n,), jnp.int32),
+        discounted_return=jnp.zeros((n,), jnp.float32),
+        obs_stats=obs_stats,
+        return_stats=init_running_stats(()),
     )
 
 
-def make_rollout(env, env_params, actor, rollout_length: int):
-    """Build ``rollout(actor_params, envs, key, action_variance)``.
+def observe(envs: EnvBatch, config: PPOConfig) -> jax.Array:
+    """The observation the networks see: ``[N, obs_dim]``."""
+    return normalize(envs.obs, envs.obs_stats) if config.normalize_obs else envs.obs
+
+
+def make_rollout(env, env_params, actor, policy, config: PPOConfig, spec: EnvSpec):
+    """Build ``rollout(actor_params, envs, key, hparams)``.
 
     Returns ``(envs, transitions, stats)``: the env batch after
     ``rollout_length`` steps, a :class:`Transition` of ``[T, N, ...]`` arrays and
     the :class:`EpisodeStats` of episodes that ended inside the rollout.
     """
     vmapped_step = jax.vmap(env.step, in_axes=(0, 0, 0, None))
+    if config.clip_actions:
+        low, high = jnp.asarray(spec.action_low), jnp.asarray(spec.action_high)
 
-    def rollout(actor_params, envs: EnvBatch, key: jax.Array, action_variance):
+    def rollout(actor_params, envs: EnvBatch, key: jax.Array, hp: Hyperparams):
         def env_step(carry, step_key):
             envs, stats = carry
             action_key, env_key = jax.random.split(step_key)
-            num_envs = envs.obs.shape[0]
+            obs = observe(envs, config)
 
-            # Act: sample from the fixed-variance Gaussian around the mean.
-            mean = actor.apply(actor_params, envs.obs)
-            dist = fixed_variance_gaussian(mean, action_variance)
+            # Act: sample; the env may get a clipped copy, the sample is stored.
+            dist = policy.dist(actor.apply(actor_params, obs), hp)
             action, log_prob = dist.sample_and_log_prob(seed=action_key)
+            env_action = jnp.clip(action, low, high) if config.clip_actions else action
 
             # Step every env; gymnax resets finished ones by itself.
-            obs, state, reward, terminated, truncated, _ = vmapped_step(
-                jax.random.split(env_key, num_envs), envs.state, action, env_params
+            next_obs, state, reward, terminated, truncated, info = vmapped_step(
+                jax.random.split(env_key, config.num_envs),
+                envs.state,
+                env_action,
+                env_params,
             )
             reward = reward.astype(jnp.float32)
             done = jnp.logical_or(terminated, truncated)
 
-            # Episode bookkeeping for the metrics.
+            # Normalization statistics, updated as gym's wrappers do.
+            obs_stats = envs.obs_stats
+            if config.normalize_obs:
+                obs_stats = update_running_stats(obs_stats, next_obs)
+            disc_return = envs.discounted_return * hp.gamma + reward
+            return_stats = envs.return_stats
+            learn_reward = reward
+            if config.normalize_reward:
+                return_stats = update_running_stats(return_stats, disc_return)
+                learn_reward = scale(reward, return_stats)
+
+            final_obs = time_limited = None
+            if config.bootstrap_truncation:
+                final_obs = info["final_observation"]
+                if config.normalize_obs:
+                    final_obs = normalize(final_obs, obs_stats)
+                time_limited = jnp.logical_and(truncated, jnp.logical_not(terminated))
+
+            # Episode bookkeeping for the metrics (raw rewards).
             ep_return = envs.episode_return + reward
             ep_length = envs.episode_length + 1
             stats = EpisodeStats(
@@ -92,12 +142,17 @@ def make_rollout(env, env_params, actor, rollout_length: int):
                 length_sum=stats.length_sum + jnp.sum(jnp.where(done, ep_length, 0)),
                 count=stats.count + jnp.sum(done, dtype=jnp.int32),
             )
-            transition = Transition(envs.obs, action, log_prob, reward, done)
+            transition = Transition(
+                obs, action, log_prob, learn_reward, done, final_obs, time_limited
+            )
             envs = EnvBatch(
                 state=_strong(state),
-                obs=obs.astype(jnp.float32),
+                obs=next_obs,
                 episode_return=jnp.where(done, 0.0, ep_return),
                 episode_length=jnp.where(done, 0, ep_length),
+                discounted_return=jnp.where(done, 0.0, disc_return),
+                obs_stats=obs_stats,
+                return_stats=return_stats,
             )
             return (envs, stats), transition
 
@@ -107,7 +162,7 @@ def make_rollout(env, env_params, actor, rollout_length: int):
             jnp.zeros((), jnp.int32),
         )
         (envs, stats), transitions = jax.lax.scan(
-            env_step, (envs, zero_stats), jax.random.split(key, rollout_length)
+            env_step, (envs, zero_stats), jax.random.split(key, config.rollout_length)
         )
         return envs, transitions, stats
 

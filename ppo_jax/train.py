@@ -4,7 +4,7 @@ Data flow of one iteration (``iteration_step``)::
 
     rollout (scan over rollout_length, vmapped envs)
       -> critic values of the batch (one forward pass)
-      -> rewards-to-go (reverse scan) and normalized advantages
+      -> rewards-to-go or GAE (reverse scan) and normalized advantages
       -> update epochs (scan) of (mini)batch gradient steps (scan)
 
 ``make_train(config)`` returns ``train(key, hparams=None)``, a scan of
@@ -24,10 +24,11 @@ import jax.numpy as jnp
 from flax import struct
 
 from ppo_jax.config import Hyperparams, PPOConfig
+from ppo_jax.distributions import make_policy_distribution
 from ppo_jax.envs import env_spec, make_env
 from ppo_jax.networks import make_networks
-from ppo_jax.returns import normalize_advantages, rewards_to_go
-from ppo_jax.rollout import EnvBatch, make_rollout, reset_envs
+from ppo_jax.returns import generalized_advantages, normalize_advantages, rewards_to_go
+from ppo_jax.rollout import EnvBatch, make_rollout, observe, reset_envs
 from ppo_jax.update import AgentState, Batch, init_agent, make_update
 
 
@@ -49,8 +50,11 @@ class Metrics(NamedTuple):
     mean_return: jax.Array  # float32, undiscounted, episodes ended this iteration
     mean_length: jax.Array  # float32, NaN (as mean_return) if none ended
     num_episodes: jax.Array  # int32, episodes ended this iteration
-    actor_loss: jax.Array  # float32, mean over the iteration's gradient steps
-    critic_loss: jax.Array  # float32
+    actor_loss: jax.Array  # float32, clipped surrogate, mean over gradient steps
+    critic_loss: jax.Array  # float32, value loss, mean over gradient steps
+    entropy: jax.Array  # float32, policy entropy, mean over gradient steps
+    approx_kl: jax.Array  # float32, mean over gradient steps
+    epochs: jax.Array  # float32, epochs run (fewer than update_epochs: KL stop)
 
 
 class Pipeline(NamedTuple):
@@ -59,8 +63,11 @@ class Pipeline(NamedTuple):
     config: PPOConfig
     env: object
     env_params: object
-    actor: object  # flax module: obs -> mean action
+    spec: object  # EnvSpec
+    actor: object  # flax module: obs -> ActorOutput (mean action or logits)
     critic: object  # flax module: obs -> value
+    policy: object  # PolicyDistribution: actor output -> distribution / mode
+    rollout: object  # (actor_params, EnvBatch, key, hparams) -> envs, Transition, stats
     init: object  # (key, hparams) -> RunnerState
     iteration_step: object  # (RunnerState, hparams) -> (RunnerState, Metrics)
 
@@ -71,20 +78,27 @@ def build_pipeline(config: PPOConfig) -> Pipeline:
     env, env_params = make_env(config)
     spec = env_spec(env, env_params, config.env_name)
     actor, critic = make_networks(
-        config.hidden_sizes, config.activation, spec.action_dim
+        config.hidden_sizes,
+        config.activation,
+        spec.action_dim,
+        ortho_init=config.ortho_init,
+        learned_std=config.policy_std == "learned",
     )
-    rollout = make_rollout(env, env_params, actor, config.rollout_length)
-    update = make_update(actor, critic, config)
+    policy = make_policy_distribution(config.policy_std)
+    rollout = make_rollout(env, env_params, actor, policy, config, spec)
+    update = make_update(actor, critic, policy, config)
 
     def init(key: jax.Array, hp: Hyperparams) -> RunnerState:
         actor_key, critic_key, env_key, run_key = jax.random.split(key, 4)
         dummy_obs = jnp.zeros((spec.obs_dim,), jnp.float32)
-        agent = init_agent(
-            actor.init(actor_key, dummy_obs), critic.init(critic_key, dummy_obs), hp.lr
-        )
+        actor_params = actor.init(actor_key, dummy_obs)
+        if config.policy_std == "learned":
+            log_std = jnp.full((spec.action_dim,), hp.init_log_std, jnp.float32)
+            actor_params = {"params": {**actor_params["params"], "log_std": log_std}}
+        critic_params = critic.init(critic_key, dummy_obs)
         return RunnerState(
-            agent=agent,
-            envs=reset_envs(env, env_params, env_key, config.num_envs),
+            agent=init_agent(actor_params, critic_params, hp, config),
+            envs=reset_envs(env, env_params, env_key, config),
             key=run_key,
             iteration=jnp.zeros((), jnp.int32),
         )
@@ -94,18 +108,36 @@ def build_pipeline(config: PPOConfig) -> Pipeline:
         agent = runner.agent
 
         # 1. Rollout: [T, N] transitions with the current policy.
-        envs, traj, stats = rollout(
-            agent.actor_params, runner.envs, rollout_key, hp.action_variance
-        )
+        envs, traj, stats = rollout(agent.actor_params, runner.envs, rollout_key, hp)
 
         # 2. Critic once on every observation plus the one after the batch, whose
-        #    value continues episodes cut by the batch end.
-        all_obs = jnp.concatenate([traj.obs, envs.obs[None]], axis=0)
-        values = critic.apply(agent.critic_params, all_obs)  # [T+1, N]
-        returns = rewards_to_go(traj.reward, traj.done, hp.gamma, values[-1])
-        advantages = normalize_advantages(returns - values[:-1])
+        #    value continues episodes cut by the batch end (and, with
+        #    bootstrap_truncation, on the pre-reset observations).
+        value_obs = [traj.obs, observe(envs, config)[None]]
+        if config.bootstrap_truncation:
+            value_obs.append(traj.final_obs)
+        values = critic.apply(agent.critic_params, jnp.concatenate(value_obs, axis=0))
+        T = config.rollout_length
+        batch_values, bootstrap = values[:T], values[T]
+        rewards = traj.reward
+        if config.bootstrap_truncation:
+            # A time-limit end is not terminal: add the discounted value of the
+            # observation the episode was cut at.
+            final_values = values[T + 1 :]
+            rewards = rewards + hp.gamma * jnp.where(traj.truncated, final_values, 0.0)
 
-        # 3. Update epochs on the flattened batch.
+        # 3. Advantages and value targets.
+        if config.advantage == "gae":
+            advantages = generalized_advantages(
+                rewards, batch_values, traj.done, hp.gamma, hp.gae_lambda, bootstrap
+            )
+            targets = advantages + batch_values
+        else:
+            targets = rewards_to_go(rewards, traj.done, hp.gamma, bootstrap)
+            advantages = targets - batch_values
+        advantages = normalize_advantages(advantages)
+
+        # 4. Update epochs on the flattened batch.
         def flat(x):
             return x.reshape((config.batch_size,) + x.shape[2:])
 
@@ -114,9 +146,10 @@ def build_pipeline(config: PPOConfig) -> Pipeline:
             action=flat(traj.action),
             old_log_prob=flat(traj.log_prob),
             advantage=flat(advantages),
-            target=flat(returns),
+            target=flat(targets),
+            old_value=flat(batch_values),
         )
-        agent, (actor_loss, critic_loss) = update(agent, batch, update_key, hp)
+        agent, info = update(agent, batch, update_key, hp)
 
         iteration = runner.iteration + 1
         episodes = jnp.maximum(stats.count, 1)
@@ -127,13 +160,27 @@ def build_pipeline(config: PPOConfig) -> Pipeline:
             mean_return=jnp.where(no_episode, jnp.nan, stats.return_sum / episodes),
             mean_length=jnp.where(no_episode, jnp.nan, stats.length_sum / episodes),
             num_episodes=stats.count,
-            actor_loss=actor_loss,
-            critic_loss=critic_loss,
+            actor_loss=info.actor_loss,
+            critic_loss=info.critic_loss,
+            entropy=info.entropy,
+            approx_kl=info.approx_kl,
+            epochs=info.epochs,
         )
         runner = RunnerState(agent=agent, envs=envs, key=key, iteration=iteration)
         return runner, metrics
 
-    return Pipeline(config, env, env_params, actor, critic, init, iteration_step)
+    return Pipeline(
+        config,
+        env,
+        env_params,
+        spec,
+        actor,
+        critic,
+        policy,
+        rollout,
+        init,
+        iteration_step,
+    )
 
 
 def make_train(config: PPOConfig):

@@ -10,48 +10,80 @@ import optax
 from flax import struct
 
 from ppo_jax.config import Hyperparams, PPOConfig
-from ppo_jax.distributions import fixed_variance_gaussian
-from ppo_jax.losses import clipped_surrogate_loss, value_loss
+from ppo_jax.losses import (
+    approx_kl,
+    clipped_surrogate_loss,
+    clipped_value_loss,
+    value_loss,
+)
 
 
 class Batch(NamedTuple):
     """Flat training batch, ``B = rollout_length * num_envs`` samples."""
 
     obs: jax.Array  # [B, obs_dim]
-    action: jax.Array  # [B, action_dim]
+    action: jax.Array  # [B, action_dim] float32 or [B] int32
     old_log_prob: jax.Array  # [B]
     advantage: jax.Array  # [B] normalized advantage
-    target: jax.Array  # [B] value target (rewards-to-go)
+    target: jax.Array  # [B] value target
+    old_value: jax.Array  # [B] critic's value at rollout time
+
+
+class UpdateInfo(NamedTuple):
+    """Means over the gradient steps that ran (scalars)."""
+
+    actor_loss: jax.Array  # clipped surrogate (without the entropy bonus)
+    critic_loss: jax.Array  # value loss (before vf_coef)
+    entropy: jax.Array
+    approx_kl: jax.Array
+    epochs: jax.Array  # float32, epochs that ran (fewer after a KL stop)
 
 
 @struct.dataclass
 class AgentState:
-    """Parameters and optimizer states of actor and critic."""
+    """Parameters and optimizer state(s) of actor and critic.
+
+    ``opt_state`` is ``(actor_state, critic_state)`` with separate optimizers,
+    or the one state of the joint optimizer over ``(actor, critic)``.
+    """
 
     actor_params: Any
     critic_params: Any
-    actor_opt_state: Any
-    critic_opt_state: Any
+    opt_state: Any
 
 
-def make_optimizer(lr: jax.Array | float) -> optax.GradientTransformation:
-    """The tutorial's optimizer: Adam (torch defaults, eps 1e-8).
+def clip_gradients(hp: Hyperparams) -> optax.GradientTransformation:
+    """Scale all gradients together so that their *global* norm is at most
+    ``max_grad_norm`` (not element by element); ``inf`` leaves them exactly."""
+    return optax.clip_by_global_norm(hp.max_grad_norm)
 
-    Built inside the traced function from a (possibly traced) ``lr``; the
-    optimizer *state* does not depend on ``lr``, so it can be checkpointed and
-    resumed under another learning rate.
+
+def make_optimizer(hp: Hyperparams, config: PPOConfig) -> optax.GradientTransformation:
+    """Global-norm clipping then Adam (torch's formula).
+
+    Built inside the traced function from (possibly traced) hyperparameters;
+    the optimizer *state* does not depend on them, so it can be checkpointed
+    and resumed. ``max_grad_norm=inf`` (no clipping) leaves gradients exactly
+    unchanged. With ``anneal_lr`` the rate falls linearly to 0 over
+    ``config.num_gradient_steps``.
     """
-    return optax.adam(lr, eps=1e-8)
+    lr = hp.lr
+    if config.anneal_lr:
+        total = config.num_gradient_steps
+
+        def lr(count):
+            return hp.lr * (1.0 - jnp.minimum(count, total) / total)
+
+    return optax.chain(clip_gradients(hp), optax.adam(lr, eps=hp.adam_eps))
 
 
-def init_agent(actor_params, critic_params, lr) -> AgentState:
-    tx = make_optimizer(lr)
-    return AgentState(
-        actor_params=actor_params,
-        critic_params=critic_params,
-        actor_opt_state=tx.init(actor_params),
-        critic_opt_state=tx.init(critic_params),
-    )
+def init_agent(actor_params, critic_params, hp: Hyperparams, config: PPOConfig):
+    tx = make_optimizer(hp, config)
+    if config.optimizer == "joint":
+        opt_state = tx.init((actor_params, critic_params))
+    else:
+        opt_state = (tx.init(actor_params), tx.init(critic_params))
+    return AgentState(actor_params, critic_params, opt_state)
 
 
 def shuffled_minibatches(key: jax.Array, batch, num_minibatches: int):
@@ -71,67 +103,82 @@ def shuffled_minibatches(key: jax.Array, batch, num_minibatches: int):
     )
 
 
-def make_update(actor, critic, config: PPOConfig):
-    """Build ``update(agent, batch, key, hparams) -> (agent, losses)``.
+def make_update(actor, critic, policy, config: PPOConfig):
+    """Build ``update(agent, batch, key, hparams) -> (agent, UpdateInfo)``.
 
     Runs ``config.update_epochs`` epochs; each epoch takes ``num_minibatches``
     gradient steps over a fresh permutation of the batch (one step on the whole
-    batch when ``num_minibatches == 1``, the tutorial's setting). Actor and
-    critic each have their own Adam. The returned losses are the means over all
-    steps, each measured before its step: ``(actor_loss, critic_loss)``.
+    batch when ``num_minibatches == 1``, the tutorial's setting). With
+    ``target_kl``, once an epoch's mean approximate KL exceeds it the remaining
+    epochs are masked out (computed, not applied: shapes stay static).
     """
     num_minibatches = config.num_minibatches
 
     def loss_fn(params, minibatch: Batch, hp: Hyperparams):
         actor_params, critic_params = params
-        mean = actor.apply(actor_params, minibatch.obs)
-        log_prob = fixed_variance_gaussian(mean, hp.action_variance).log_prob(
-            minibatch.action
-        )
-        actor_loss = clipped_surrogate_loss(
+        dist = policy.dist(actor.apply(actor_params, minibatch.obs), hp)
+        log_prob = dist.log_prob(minibatch.action)
+        surrogate = clipped_surrogate_loss(
             log_prob, minibatch.old_log_prob, minibatch.advantage, hp.clip_eps
         )
-        critic_loss = value_loss(
-            critic.apply(critic_params, minibatch.obs), minibatch.target
-        )
-        # The two losses depend on disjoint parameters, so one gradient of their
-        # sum is exactly the two separate gradients the tutorial takes.
-        return actor_loss + critic_loss, (actor_loss, critic_loss)
+        entropy = jnp.mean(dist.entropy())
+        values = critic.apply(critic_params, minibatch.obs)
+        if config.clip_value:
+            v_loss = clipped_value_loss(
+                values, minibatch.old_value, minibatch.target, hp.clip_eps
+            )
+        else:
+            v_loss = value_loss(values, minibatch.target)
+        # Actor and critic terms depend on disjoint parameters, so one gradient
+        # of the sum is exactly the two separate gradients the tutorial takes.
+        total = surrogate - hp.ent_coef * entropy + hp.vf_coef * v_loss
+        kl = approx_kl(jax.lax.stop_gradient(log_prob), minibatch.old_log_prob)
+        return total, (surrogate, v_loss, entropy, kl)
 
     grad_fn = jax.grad(loss_fn, has_aux=True)
 
     def update(agent: AgentState, batch: Batch, key: jax.Array, hp: Hyperparams):
-        tx = make_optimizer(hp.lr)
+        tx = make_optimizer(hp, config)
 
         def gradient_step(agent: AgentState, minibatch: Batch):
             params = (agent.actor_params, agent.critic_params)
-            (actor_grads, critic_grads), losses = grad_fn(params, minibatch, hp)
-            actor_updates, actor_opt_state = tx.update(
-                actor_grads, agent.actor_opt_state, agent.actor_params
-            )
-            critic_updates, critic_opt_state = tx.update(
-                critic_grads, agent.critic_opt_state, agent.critic_params
-            )
-            agent = AgentState(
-                actor_params=optax.apply_updates(agent.actor_params, actor_updates),
-                critic_params=optax.apply_updates(agent.critic_params, critic_updates),
-                actor_opt_state=actor_opt_state,
-                critic_opt_state=critic_opt_state,
-            )
-            return agent, losses
+            grads, info = grad_fn(params, minibatch, hp)
+            if config.optimizer == "joint":
+                updates, opt_state = tx.update(grads, agent.opt_state, params)
+            else:
+                pairs = [
+                    tx.update(g, s, p)
+                    for g, s, p in zip(grads, agent.opt_state, params, strict=True)
+                ]
+                updates = (pairs[0][0], pairs[1][0])
+                opt_state = (pairs[0][1], pairs[1][1])
+            actor_params, critic_params = optax.apply_updates(params, updates)
+            return AgentState(actor_params, critic_params, opt_state), info
 
-        def epoch(agent: AgentState, epoch_key: jax.Array):
+        def epoch(carry, epoch_key):
+            agent, stopped = carry
             if num_minibatches == 1:
                 # Full batch: order does not matter for a mean loss, skip the shuffle.
-                agent, losses = gradient_step(agent, batch)
-                return agent, losses
-            minibatches = shuffled_minibatches(epoch_key, batch, num_minibatches)
-            agent, losses = jax.lax.scan(gradient_step, agent, minibatches)
-            return agent, jax.tree.map(jnp.mean, losses)
+                new_agent, info = gradient_step(agent, batch)
+            else:
+                minibatches = shuffled_minibatches(epoch_key, batch, num_minibatches)
+                new_agent, info = jax.lax.scan(gradient_step, agent, minibatches)
+                info = jax.tree.map(jnp.mean, info)
+            agent = jax.tree.map(
+                lambda old, new: jnp.where(stopped, old, new), agent, new_agent
+            )
+            ran = jnp.logical_not(stopped)
+            stopped = jnp.logical_or(stopped, info[3] > hp.target_kl)
+            return (agent, stopped), (info, ran)
 
-        agent, losses = jax.lax.scan(
-            epoch, agent, jax.random.split(key, config.update_epochs)
+        (agent, _), (info, ran) = jax.lax.scan(
+            epoch,
+            (agent, jnp.zeros((), jnp.bool_)),
+            jax.random.split(key, config.update_epochs),
         )
-        return agent, jax.tree.map(jnp.mean, losses)
+        weights = ran.astype(jnp.float32)
+        epochs = weights.sum()
+        means = [jnp.sum(x * weights) / epochs for x in info]
+        return agent, UpdateInfo(*means, epochs=epochs)
 
     return update

@@ -116,7 +116,19 @@ def test_existing_run_dir_is_refused(trained_run, capsys):
 
 BAD_INPUTS = [
     (["--env", "Pendulum-v2"], "env_name='Pendulum-v2'", "did you mean Pendulum-v1"),
-    (["--env", "CartPole-v1"], "env_name='CartPole-v1'", "continuous"),
+    (["--env", "CartPole-v1"], "policy_std='fixed'", "discrete"),
+    (
+        ["--preset", "tuned", "--env", "CartPole-v1", "--clip-actions"],
+        "clip_actions",
+        "discrete",
+    ),
+    (["--policy-std", "none"], "policy_std=None", "continuous"),
+    (["--advantage", "td"], "advantage='td'", "rtg, gae"),
+    (["--optimizer", "sgd"], "optimizer='sgd'", "separate, joint"),
+    (["--gae-lambda", "1.2"], "gae_lambda=1.2", "<= 1.0"),
+    (["--max-grad-norm", "0"], "max_grad_norm=0.0", "> 0.0"),
+    (["--target-kl", "-1"], "target_kl=-1.0", "> 0.0"),
+    (["--ent-coef", "-0.01"], "ent_coef=-0.01", ">= 0.0"),
     (["--num-envs", "0"], "num_envs=0", "integer >= 1"),
     (["--gamma", "1.5"], "gamma=1.5", "<= 1.0"),
     (["--lr", "-0.1"], "lr=-0.1", "> 0.0"),

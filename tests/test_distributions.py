@@ -5,7 +5,8 @@ import jax.numpy as jnp
 import numpy as np
 from scipy.stats import multivariate_normal
 
-from ppo_jax.distributions import fixed_variance_gaussian
+from ppo_jax.distributions import fixed_variance_gaussian, make_policy_distribution
+from ppo_jax.networks import ActorOutput
 
 
 def test_log_prob_matches_scipy_with_variance_half():
@@ -29,3 +30,35 @@ def test_samples_have_variance_half():
     assert abs(samples.var() - 0.5) < 0.03
     assert abs(samples.mean() - 1.0) < 0.03
     assert abs(samples.std() - 0.5) > 0.1  # not standard deviation 0.5
+
+
+def test_learned_std_log_prob_matches_scipy():
+    rng = np.random.default_rng(1)
+    mean = rng.normal(size=(6, 2)).astype(np.float32)
+    log_std = np.array([-0.5, 0.3], np.float32)
+    actions = rng.normal(size=(6, 2)).astype(np.float32)
+    policy = make_policy_distribution("learned")
+    dist = policy.dist(ActorOutput(jnp.asarray(mean), jnp.asarray(log_std)), None)
+    want = [
+        multivariate_normal(mean[i], np.diag(np.exp(2 * log_std))).logpdf(actions[i])
+        for i in range(6)
+    ]
+    np.testing.assert_allclose(dist.log_prob(jnp.asarray(actions)), want, rtol=1e-5)
+    np.testing.assert_array_equal(policy.mode(ActorOutput(mean, log_std)), mean)
+
+
+def test_categorical_log_prob_entropy_and_mode():
+    logits = np.array([[1.0, 2.0, 0.5], [0.0, 0.0, 3.0]], np.float32)
+    actions = np.array([1, 0])
+    probs = np.exp(logits) / np.exp(logits).sum(1, keepdims=True)
+    policy = make_policy_distribution(None)
+    dist = policy.dist(ActorOutput(jnp.asarray(logits), None), None)
+    np.testing.assert_allclose(
+        dist.log_prob(jnp.asarray(actions)), np.log(probs[[0, 1], actions]), rtol=1e-6
+    )
+    np.testing.assert_allclose(
+        dist.entropy(), -(probs * np.log(probs)).sum(1), rtol=1e-5
+    )
+    mode = policy.mode(ActorOutput(jnp.asarray(logits), None))
+    assert mode.dtype == jnp.int32
+    np.testing.assert_array_equal(mode, [1, 2])

@@ -12,7 +12,7 @@ def test_shapes_dtypes_and_torch_init_bounds():
     obs = jnp.zeros((5, 3), jnp.float32)
     actor_params = actor.init(jax.random.key(0), obs)
     critic_params = critic.init(jax.random.key(1), obs)
-    assert actor.apply(actor_params, obs).shape == (5, 2)
+    assert actor.apply(actor_params, obs).out.shape == (5, 2)
     assert critic.apply(critic_params, obs).shape == (5,)
     leaves = jax.tree.leaves(actor_params) + jax.tree.leaves(critic_params)
     assert all(x.dtype == jnp.float32 for x in leaves)

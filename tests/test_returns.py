@@ -7,7 +7,11 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from ppo_jax.returns import normalize_advantages, rewards_to_go
+from ppo_jax.returns import (
+    generalized_advantages,
+    normalize_advantages,
+    rewards_to_go,
+)
 
 
 def tutorial_rewards_to_go(rewards, dones, gamma, bootstrap):
@@ -79,3 +83,45 @@ def test_normalize_advantages_uses_unbiased_std_like_torch():
     got = normalize_advantages(jnp.array(values, jnp.float32))
     np.testing.assert_allclose(got, want, rtol=1e-5)
     assert abs(float(got.mean())) < 1e-6
+
+
+def python_gae(rewards, values, dones, gamma, lam, bootstrap):
+    """Textbook GAE, one env column and one step at a time."""
+    T, N = rewards.shape
+    out = np.zeros((T, N))
+    for n in range(N):
+        advantage = 0.0
+        for t in reversed(range(T)):
+            next_value = bootstrap[n] if t == T - 1 else values[t + 1, n]
+            if dones[t, n]:
+                next_value, advantage = 0.0, 0.0
+            delta = rewards[t, n] + gamma * next_value - values[t, n]
+            advantage = delta + gamma * lam * advantage
+            out[t, n] = advantage
+    return out
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_gae_matches_python_reference(seed):
+    rng = np.random.default_rng(100 + seed)
+    T, N = rng.integers(1, 30), rng.integers(1, 5)
+    rewards = rng.normal(size=(T, N)).astype(np.float32)
+    values = rng.normal(size=(T, N)).astype(np.float32)
+    dones = rng.random((T, N)) < 0.2
+    boot = rng.normal(size=N).astype(np.float32)
+    gamma, lam = float(rng.uniform(0.9, 0.999)), float(rng.uniform(0.5, 1.0))
+    got = generalized_advantages(rewards, values, dones, gamma, lam, boot)
+    want = python_gae(rewards, values, dones, gamma, lam, boot)
+    assert got.shape == (T, N) and got.dtype == jnp.float32
+    np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4)
+
+
+def test_gae_with_lambda_one_is_rewards_to_go_minus_values():
+    rng = np.random.default_rng(7)
+    rewards = rng.normal(size=(25, 3)).astype(np.float32)
+    values = rng.normal(size=(25, 3)).astype(np.float32)
+    dones = rng.random((25, 3)) < 0.15
+    boot = rng.normal(size=3).astype(np.float32)
+    advantages = generalized_advantages(rewards, values, dones, 0.97, 1.0, boot)
+    returns = rewards_to_go(rewards, dones, 0.97, boot)
+    np.testing.assert_allclose(advantages + values, returns, rtol=1e-4, atol=1e-4)

@@ -1,15 +1,22 @@
-"""The update phase against an independent reference: separate gradients for
-actor and critic and a hand-written Adam (PyTorch's formula) in numpy."""
+"""The update phase against independent references."""
 
 import jax
 import jax.numpy as jnp
 import numpy as np
+import pytest
 
 from ppo_jax import PPOConfig
-from ppo_jax.distributions import fixed_variance_gaussian
+from ppo_jax.distributions import make_policy_distribution
 from ppo_jax.losses import clipped_surrogate_loss, value_loss
 from ppo_jax.networks import make_networks
-from ppo_jax.update import Batch, init_agent, make_update, shuffled_minibatches
+from ppo_jax.update import (
+    Batch,
+    clip_gradients,
+    init_agent,
+    make_optimizer,
+    make_update,
+    shuffled_minibatches,
+)
 
 
 def numpy_adam(params, grads, state, lr, b1=0.9, b2=0.999, eps=1e-8):
@@ -26,28 +33,38 @@ def numpy_adam(params, grads, state, lr, b1=0.9, b2=0.999, eps=1e-8):
     return new
 
 
-def test_full_batch_epochs_match_two_separate_adams():
-    config = PPOConfig(update_epochs=3, hidden_sizes=(8, 8), lr=1e-2)
-    hp = config.hyperparams()
-    actor, critic = make_networks(config.hidden_sizes, "relu", action_dim=2)
-    rng = np.random.default_rng(0)
-    B = 64
-    batch = Batch(
-        obs=jnp.asarray(rng.normal(size=(B, 3)), jnp.float32),
-        action=jnp.asarray(rng.normal(size=(B, 2)), jnp.float32),
-        old_log_prob=jnp.asarray(rng.normal(size=B) - 2.0, jnp.float32),
-        advantage=jnp.asarray(rng.normal(size=B), jnp.float32),
-        target=jnp.asarray(rng.normal(size=B) * 5, jnp.float32),
+def make_setup(config, seed=0, batch_size=64, action_dim=2):
+    """Networks, initial agent and a random batch for ``config``."""
+    learned = config.policy_std == "learned"
+    actor, critic = make_networks(
+        config.hidden_sizes, config.activation, action_dim, learned_std=learned
     )
+    policy = make_policy_distribution(config.policy_std)
+    rng = np.random.default_rng(seed)
+    batch = Batch(
+        obs=jnp.asarray(rng.normal(size=(batch_size, 3)), jnp.float32),
+        action=jnp.asarray(rng.normal(size=(batch_size, action_dim)), jnp.float32),
+        old_log_prob=jnp.asarray(rng.normal(size=batch_size) - 2.0, jnp.float32),
+        advantage=jnp.asarray(rng.normal(size=batch_size), jnp.float32),
+        target=jnp.asarray(rng.normal(size=batch_size) * 5, jnp.float32),
+        old_value=jnp.asarray(rng.normal(size=batch_size), jnp.float32),
+    )
+    hp = config.hyperparams()
     a0 = actor.init(jax.random.key(0), batch.obs)
     c0 = critic.init(jax.random.key(1), batch.obs)
-    agent, (actor_loss, critic_loss) = jax.jit(make_update(actor, critic, config))(
-        init_agent(a0, c0, hp.lr), batch, jax.random.key(2), hp
-    )
+    agent = init_agent(a0, c0, hp, config)
+    update = jax.jit(make_update(actor, critic, policy, config))
+    return actor, critic, batch, agent, update, hp
+
+
+def test_full_batch_epochs_match_two_separate_adams():
+    config = PPOConfig(update_epochs=3, hidden_sizes=(8, 8), lr=1e-2)
+    actor, critic, batch, agent0, update, hp = make_setup(config)
+    agent, info = update(agent0, batch, jax.random.key(2), hp)
+    policy = make_policy_distribution("fixed")
 
     def actor_objective(p):
-        mean = actor.apply(p, batch.obs)
-        logp = fixed_variance_gaussian(mean, 0.5).log_prob(batch.action)
+        logp = policy.dist(actor.apply(p, batch.obs), hp).log_prob(batch.action)
         return clipped_surrogate_loss(logp, batch.old_log_prob, batch.advantage, 0.2)
 
     def critic_objective(p):
@@ -68,20 +85,107 @@ def test_full_batch_epochs_match_two_separate_adams():
             leaves = numpy_adam(leaves, grads, state, config.lr)
         return leaves, np.mean(losses)
 
-    want_actor, want_actor_loss = reference(a0, actor_objective)
-    want_critic, want_critic_loss = reference(c0, critic_objective)
+    want_actor, want_actor_loss = reference(agent0.actor_params, actor_objective)
+    want_critic, want_critic_loss = reference(agent0.critic_params, critic_objective)
     for got, want in zip(jax.tree.leaves(agent.actor_params), want_actor, strict=True):
         np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-5)
     for got, want in zip(
         jax.tree.leaves(agent.critic_params), want_critic, strict=True
     ):
         np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-5)
-    assert np.isclose(actor_loss, want_actor_loss, rtol=1e-5)
-    assert np.isclose(critic_loss, want_critic_loss, rtol=1e-5)
+    assert np.isclose(info.actor_loss, want_actor_loss, rtol=1e-5)
+    assert np.isclose(info.critic_loss, want_critic_loss, rtol=1e-5)
+    assert float(info.epochs) == 3
     # The parameters really moved (the check above is not vacuous).
-    assert not np.allclose(
-        jax.tree.leaves(a0)[0], jax.tree.leaves(agent.actor_params)[0]
+    before, after = (
+        jax.tree.leaves(agent0.actor_params),
+        jax.tree.leaves(agent.actor_params),
     )
+    assert not np.allclose(before[0], after[0])
+
+
+def test_joint_adam_equals_separate_adams_without_clipping():
+    # Adam is elementwise: one optimizer over both networks takes the same steps
+    # as two, as long as no global-norm clipping couples them.
+    base = PPOConfig(update_epochs=2, num_minibatches=4, hidden_sizes=(8,))
+    results = []
+    for optimizer in ("separate", "joint"):
+        config = base.replace(optimizer=optimizer)
+        _, _, batch, agent0, update, hp = make_setup(config)
+        results.append(update(agent0, batch, jax.random.key(3), hp)[0])
+    for a, b in zip(
+        jax.tree.leaves((results[0].actor_params, results[0].critic_params)),
+        jax.tree.leaves((results[1].actor_params, results[1].critic_params)),
+        strict=True,
+    ):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-7)
+
+
+def test_target_kl_masks_the_epochs_after_the_first_breach():
+    # Full batch: the first epoch's KL is 0 (ratio 1 before its step), the
+    # second epoch's is > 0, so a tiny target stops after exactly 2 epochs.
+    base = PPOConfig(update_epochs=5, hidden_sizes=(8,), lr=1e-2)
+    tiny = base.replace(target_kl=1e-12)
+    actor, _, batch, agent0, update_tiny, hp_tiny = make_setup(tiny)
+    # The batch must come from the current policy for the first KL to be 0.
+    dist = make_policy_distribution("fixed").dist(
+        actor.apply(agent0.actor_params, batch.obs), hp_tiny
+    )
+    batch = batch._replace(old_log_prob=dist.log_prob(batch.action))
+    stopped, info = update_tiny(agent0, batch, jax.random.key(0), hp_tiny)
+    assert float(info.epochs) == 2
+    two = base.replace(update_epochs=2)
+    _, _, _, agent0, update_two, hp = make_setup(two)
+    want, _ = update_two(agent0, batch, jax.random.key(0), hp)
+    for a, b in zip(jax.tree.leaves(stopped), jax.tree.leaves(want), strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-7)
+    # A target never reached runs every epoch.
+    huge = base.replace(target_kl=1e6)
+    _, _, _, agent0, update_huge, hp_huge = make_setup(huge)
+    assert float(update_huge(agent0, batch, jax.random.key(0), hp_huge)[1].epochs) == 5
+
+
+def test_entropy_bonus_raises_the_learned_std():
+    config = PPOConfig(
+        policy_std="learned", ent_coef=1.0, hidden_sizes=(8,), update_epochs=3
+    )
+    _, _, batch, agent0, update, hp = make_setup(config)
+    batch = batch._replace(advantage=jnp.zeros_like(batch.advantage))
+    agent, info = update(agent0, batch, jax.random.key(0), hp)
+    assert np.all(agent.actor_params["params"]["log_std"] > 0)  # started at 0
+    # entropy of a 2-d Gaussian with std 1: 2 * 0.5 * log(2 pi e)
+    assert float(info.entropy) == pytest.approx(np.log(2 * np.pi * np.e), rel=0.05)
+
+
+def test_gradient_clipping_clips_the_global_norm_not_elements():
+    grads = {"a": jnp.array([3.0, 4.0]), "b": jnp.array([0.0])}
+    clip = clip_gradients(PPOConfig(max_grad_norm=1.0).hyperparams())
+    clipped, _ = clip.update(grads, clip.init(grads))
+    np.testing.assert_allclose(clipped["a"], [0.6, 0.8], rtol=1e-6)  # not [1, 1]
+    loose = clip_gradients(PPOConfig(max_grad_norm=10.0).hyperparams())
+    np.testing.assert_array_equal(
+        loose.update(grads, loose.init(grads))[0]["a"], [3, 4]
+    )
+    # No limit (the tutorial): gradients pass exactly unchanged.
+    none = clip_gradients(PPOConfig().hyperparams())
+    np.testing.assert_array_equal(none.update(grads, none.init(grads))[0]["a"], [3, 4])
+
+
+def test_annealed_learning_rate_falls_linearly_to_zero():
+    config = PPOConfig(
+        anneal_lr=True, lr=1e-2, total_timesteps=2200 * 2, update_epochs=5
+    )
+    assert config.num_gradient_steps == 10
+    tx = make_optimizer(config.hyperparams(), config)
+    params = {"w": jnp.zeros(())}
+    grads = {"w": jnp.ones(())}
+    state = tx.init(params)
+    steps = []
+    for _ in range(10):
+        updates, state = tx.update(grads, state, params)
+        steps.append(-float(updates["w"]))
+    # Adam's step for a constant gradient is ~lr: here lr * (1 - k / 10).
+    np.testing.assert_allclose(steps, 1e-2 * (1 - np.arange(10) / 10), rtol=1e-4)
 
 
 def test_minibatches_cover_every_sample_once():

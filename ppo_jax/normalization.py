@@ -1,0 +1,54 @@
+"""Running mean/variance statistics for observation and reward normalization.
+
+The statistics live in the runner state (so they are checkpointed and used by
+evaluation), are updated with every batch of ``N`` new values (Chan et al.'s
+parallel update, as gym's ``RunningMeanStd``), and normalized values are clipped
+to +-10 as in gym's normalization wrappers.
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+from flax import struct
+
+CLIP = 10.0
+EPS = 1e-8
+
+
+@struct.dataclass
+class RunningMeanStd:
+    mean: jax.Array  # [*shape] float32
+    var: jax.Array  # [*shape] float32, population variance
+    count: jax.Array  # float32 scalar; starts at 1e-4 as gym's
+
+
+def init_running_stats(shape: tuple[int, ...]) -> RunningMeanStd:
+    return RunningMeanStd(
+        mean=jnp.zeros(shape, jnp.float32),
+        var=jnp.ones(shape, jnp.float32),
+        count=jnp.asarray(1e-4, jnp.float32),
+    )
+
+
+def update_running_stats(stats: RunningMeanStd, batch: jax.Array) -> RunningMeanStd:
+    """Merge a batch ``[N, *shape]`` into the statistics."""
+    batch = batch.astype(jnp.float32)
+    n = jnp.asarray(batch.shape[0], jnp.float32)
+    batch_mean = batch.mean(axis=0)
+    batch_var = batch.var(axis=0)
+    total = stats.count + n
+    delta = batch_mean - stats.mean
+    mean = stats.mean + delta * n / total
+    m2 = stats.var * stats.count + batch_var * n + delta**2 * stats.count * n / total
+    return RunningMeanStd(mean=mean, var=m2 / total, count=total)
+
+
+def normalize(x: jax.Array, stats: RunningMeanStd) -> jax.Array:
+    """``clip((x - mean) / sqrt(var + 1e-8), -10, 10)``."""
+    return jnp.clip((x - stats.mean) / jnp.sqrt(stats.var + EPS), -CLIP, CLIP)
+
+
+def scale(x: jax.Array, stats: RunningMeanStd) -> jax.Array:
+    """``clip(x / sqrt(var + 1e-8), -10, 10)``: reward scaling, no centring."""
+    return jnp.clip(x / jnp.sqrt(stats.var + EPS), -CLIP, CLIP)
