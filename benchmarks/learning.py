@@ -1,20 +1,30 @@
-"""Learning results: train a preset on an env for several seeds (vmapped, one
-compile), then evaluate each final policy deterministically.
+"""Learning results: train a preset on environments for several seeds (seeds
+vmapped, one compile per env), evaluate every final policy deterministically,
+and write the results table and one learning-curve plot per env.
 
-    python benchmarks/learning.py --preset tutorial --env Pendulum-v1 \
-        --seeds 3 --total-timesteps 1000000
+    python benchmarks/learning.py --preset tuned --seeds 8
+    python benchmarks/learning.py --preset tutorial --envs Pendulum-v1 --seeds 3
 
-Prints one line per seed and a summary, and appends a row to
-``benchmarks/results/learning.md`` (``--no-write`` to skip). Training return
-is the mean over episodes that ended in the last 10 iterations (the CLI's
-``final: mean_return``); evaluation return is the deterministic (mean-action)
-policy over ``--eval-episodes`` episodes.
+Each (preset, env, steps) run is stored as JSON under
+``benchmarks/results/learning/``; ``benchmarks/results/learning.md`` and the
+``learning_<env>.png`` plots are rebuilt from all stored runs, so runs of
+different presets or envs accumulate. Expected run time on a 2-core CPU: about
+1-3 minutes per env for 8 seeds of the default budgets (MinAtar longer).
+
+Training return: mean over episodes that ended in the last 10 iterations.
+Evaluation return: the deterministic policy (mean action or argmax), 20
+episodes per seed. Threshold: the first step at which the seed-mean training
+return, averaged over a 10-iteration window, reaches the env's threshold; its
+seconds are that fraction of the measured training time.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import sys
+import time
+import warnings
 from datetime import date
 from pathlib import Path
 
@@ -22,84 +32,203 @@ import jax
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).parent))
-from common import compile_and_time, machine  # noqa: E402
+from common import machine  # noqa: E402
 
 from ppo_jax import PPOConfig, build_pipeline, make_train  # noqa: E402
 from ppo_jax.evaluate import evaluate_policy  # noqa: E402
 
-RESULTS = Path(__file__).parent / "results" / "learning.md"
+RESULTS = Path(__file__).parent / "results"
+RUNS = RESULTS / "learning"
+THRESHOLDS = {
+    "Pendulum-v1": -200.0,
+    "CartPole-v1": 475.0,
+    "Acrobot-v1": -100.0,
+    "MountainCarContinuous-v0": 0.0,
+    "Breakout-MinAtar": 10.0,
+}
+DEFAULT_ENVS = list(THRESHOLDS)
+WINDOW = 10  # iterations
 
 
-def last_iterations_return(metrics, last: int = 10) -> np.ndarray:
+def seed_returns(metrics) -> np.ndarray:
+    """``[seeds, iterations]`` mean return, carried forward over iterations in
+    which no episode ended (NaN before the first one)."""
+    ret = np.asarray(metrics.mean_return, np.float64)
+    out = np.full_like(ret, np.nan)
+    for s in range(ret.shape[0]):
+        last = np.nan
+        for i, r in enumerate(ret[s]):
+            last = r if np.isfinite(r) else last
+            out[s, i] = last
+    return out
+
+
+def last_iterations_return(metrics, last: int = WINDOW) -> np.ndarray:
     """Per seed: mean return of episodes ended in the last ``last`` iterations."""
     ret = np.nan_to_num(np.asarray(metrics.mean_return)[:, -last:])
     count = np.asarray(metrics.num_episodes)[:, -last:]
     return (ret * count).sum(1) / np.maximum(count.sum(1), 1)
 
 
-def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--preset", default="tutorial")
-    p.add_argument("--env", default="Pendulum-v1")
-    p.add_argument("--seeds", type=int, default=3)
-    p.add_argument("--total-timesteps", type=int, default=1_000_000)
-    p.add_argument("--eval-episodes", type=int, default=20)
-    p.add_argument("--no-write", action="store_true")
-    args = p.parse_args()
+def steps_to_threshold(timesteps, curve, threshold):
+    """First timestep where the windowed seed-mean curve reaches threshold."""
+    if len(curve) < WINDOW:
+        return None
+    windowed = np.convolve(curve, np.ones(WINDOW) / WINDOW, mode="valid")
+    hits = np.nonzero(windowed >= threshold)[0]
+    return int(timesteps[hits[0] + WINDOW - 1]) if len(hits) else None
 
-    config = PPOConfig.from_preset(
-        args.preset, env_name=args.env, total_timesteps=args.total_timesteps
-    ).validate()
-    keys = jax.random.split(jax.random.key(config.seed), args.seeds)
-    (runner, metrics), compile_s, run_s = compile_and_time(
-        jax.vmap(make_train(config)), keys
-    )
-    steps = config.num_iterations * config.batch_size
+
+def run(preset: str, env: str, seeds: int, total_timesteps: int | None, episodes: int):
+    overrides = {"env_name": env}
+    if total_timesteps:
+        overrides["total_timesteps"] = total_timesteps
+    config = PPOConfig.from_preset(preset, **overrides).validate()
+    keys = jax.random.split(jax.random.key(config.seed), seeds)
+    train = jax.jit(jax.vmap(make_train(config)))
+    t = time.perf_counter()
+    compiled = train.lower(keys).compile()
+    compile_s = time.perf_counter() - t
+    t = time.perf_counter()
+    runner, metrics = jax.block_until_ready(compiled(keys))
+    train_s = time.perf_counter() - t
+
     pipeline = build_pipeline(config)
 
     def evaluate(params, obs_stats, key):
-        return evaluate_policy(pipeline, params, obs_stats, key, args.eval_episodes)
+        return evaluate_policy(pipeline, params, obs_stats, key, episodes)
 
     eval_returns, _ = jax.jit(jax.vmap(evaluate))(
         runner.agent.actor_params,
         runner.envs.obs_stats,
-        jax.random.split(jax.random.key(10_000), args.seeds),
+        jax.random.split(jax.random.key(10_000), seeds),
     )
-    train_ret = last_iterations_return(metrics)
-    eval_ret = np.asarray(eval_returns).mean(axis=1)
-    for s in range(args.seeds):
-        print(
-            f"seed {s}: train_return={train_ret[s]:.1f} eval_return={eval_ret[s]:.1f}"
+    curves = seed_returns(metrics)
+    with warnings.catch_warnings():  # iterations before any episode ended: NaN
+        warnings.simplefilter("ignore", RuntimeWarning)
+        curve_mean, curve_std = np.nanmean(curves, 0), np.nanstd(curves, 0)
+    timesteps = np.asarray(metrics.timesteps[0])
+    steps = int(timesteps[-1])
+    threshold = THRESHOLDS.get(env)
+    hit = steps_to_threshold(timesteps, curve_mean, threshold)
+    return {
+        "preset": preset,
+        "env": env,
+        "seeds": seeds,
+        "steps": steps,
+        "config": config.to_dict(),
+        "train_return": last_iterations_return(metrics).tolist(),
+        "eval_return": np.asarray(eval_returns).mean(axis=1).tolist(),
+        "eval_episodes": episodes,
+        "threshold": threshold,
+        "steps_to_threshold": hit,
+        "seconds_to_threshold": None if hit is None else train_s * hit / steps,
+        "train_s": train_s,
+        "compile_s": compile_s,
+        "sps": steps * seeds / train_s,
+        "timesteps": timesteps.tolist(),
+        "curve_mean": curve_mean.tolist(),
+        "curve_std": curve_std.tolist(),
+        "machine": machine(),
+        "date": str(date.today()),
+    }
+
+
+def fmt(values) -> str:
+    v = np.asarray(values)
+    return f"{v.mean():.1f} ± {v.std():.1f}"
+
+
+def write_report() -> None:
+    runs = [json.loads(p.read_text()) for p in sorted(RUNS.glob("*.json"))]
+    order = {env: i for i, env in enumerate(DEFAULT_ENVS)}
+    runs.sort(key=lambda r: (order.get(r["env"], 99), r["preset"], r["steps"]))
+    lines = [
+        "# Learning results",
+        "",
+        "Written by `python benchmarks/learning.py` (see its docstring for the",
+        "definitions). Returns are mean ± std over seeds; seeds are vmapped in one",
+        "compile, so `train s` is the wall-clock time of all seeds together and",
+        "`steps/s` counts the steps of all seeds.",
+        "",
+        "| env | preset | seeds | steps/seed | train return | eval return | "
+        "threshold | steps to threshold | s to threshold | train s | compile s | "
+        "steps/s | machine | date |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in runs:
+        hit, secs = r["steps_to_threshold"], r["seconds_to_threshold"]
+        lines.append(
+            f"| {r['env']} | {r['preset']} | {r['seeds']} | {r['steps']:,} | "
+            f"{fmt(r['train_return'])} | {fmt(r['eval_return'])} | "
+            f"{r['threshold']:g} | {'not reached' if hit is None else f'{hit:,}'} | "
+            f"{'-' if hit is None else f'{secs:.1f}'} | "
+            f"{r['train_s']:.1f} | {r['compile_s']:.1f} | {r['sps']:,.0f} | "
+            f"{r['machine']} | {r['date']} |"
         )
-    sps = steps * args.seeds / run_s
-    summary = (
-        f"| {args.preset} | {args.env} | {args.seeds} | {steps:,} | "
-        f"{train_ret.mean():.1f} ± {train_ret.std():.1f} | "
-        f"{eval_ret.mean():.1f} ± {eval_ret.std():.1f} | {args.eval_episodes} | "
-        f"{run_s:.1f} | "
-        f"{compile_s:.1f} | {sps:,.0f} | {machine()} | {date.today()} |"
-    )
-    print(
-        f"{args.preset} on {args.env}, {args.seeds} seeds x {steps:,} steps: "
-        f"train return {train_ret.mean():.1f} ± {train_ret.std():.1f}, "
-        f"eval return {eval_ret.mean():.1f} ± {eval_ret.std():.1f}; "
-        f"{run_s:.1f} s ({sps:,.0f} steps/s over all seeds), compile {compile_s:.1f} s"
-    )
-    if not args.no_write:
-        if not RESULTS.exists():
-            RESULTS.write_text(
-                "# Learning results\n\n"
-                "Rows appended by `python benchmarks/learning.py` (see its --help).\n"
-                "Returns: mean ± std over seeds. train: episodes ended in the last\n"
-                "10 iterations; eval: deterministic policy, `eval eps` episodes per\n"
-                "seed. Seeds are vmapped in one compile; train s excludes compile.\n\n"
-                "| preset | env | seeds | steps/seed | train return | eval return | "
-                "eval eps | train s | compile s | steps/s (all seeds) | machine | "
-                "date |\n"
-                "|---|---|---|---|---|---|---|---|---|---|---|---|\n"
+    (RESULTS / "learning.md").write_text("\n".join(lines) + "\n")
+    plot(runs)
+
+
+def plot(runs) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    for env in sorted({r["env"] for r in runs}):
+        fig, ax = plt.subplots(figsize=(7, 4))
+        for r in (r for r in runs if r["env"] == env):
+            x = np.asarray(r["timesteps"])
+            mean, std = np.asarray(r["curve_mean"]), np.asarray(r["curve_std"])
+            label = f"{r['preset']} ({r['seeds']} seeds, {r['steps']:,} steps)"
+            (line,) = ax.plot(x, mean, lw=1.2, label=label)
+            ax.fill_between(
+                x, mean - std, mean + std, color=line.get_color(), alpha=0.2
             )
-        with open(RESULTS, "a") as f:
-            f.write(summary + "\n")
+        if env in THRESHOLDS:
+            ax.axhline(
+                THRESHOLDS[env], color="gray", ls="--", lw=0.8, label="threshold"
+            )
+        ax.set_xlabel("environment steps (per seed)")
+        ax.set_ylabel("training episodic return (mean ± std over seeds)")
+        ax.set_title(f"ppo_jax on {env}")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+        fig.tight_layout()
+        fig.savefig(RESULTS / f"learning_{env}.png", dpi=110)
+        plt.close(fig)
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--preset", default="tuned")
+    p.add_argument("--envs", nargs="+", default=DEFAULT_ENVS)
+    p.add_argument("--seeds", type=int, default=8)
+    p.add_argument(
+        "--total-timesteps", type=int, default=None, help="default: the preset's"
+    )
+    p.add_argument("--eval-episodes", type=int, default=20)
+    p.add_argument("--no-write", action="store_true")
+    args = p.parse_args()
+
+    RUNS.mkdir(parents=True, exist_ok=True)
+    for env in args.envs:
+        r = run(args.preset, env, args.seeds, args.total_timesteps, args.eval_episodes)
+        hit = r["steps_to_threshold"]
+        print(
+            f"{r['preset']} on {env}: {r['seeds']} seeds x {r['steps']:,} steps: "
+            f"train return {fmt(r['train_return'])}, eval return "
+            f"{fmt(r['eval_return'])}, threshold {r['threshold']:g} "
+            f"{'not reached' if hit is None else f'at {hit:,} steps'}; "
+            f"{r['train_s']:.1f} s ({r['sps']:,.0f} steps/s), "
+            f"compile {r['compile_s']:.1f} s",
+            flush=True,
+        )
+        if not args.no_write:
+            name = f"{r['preset']}_{env}_{r['steps']}_{r['seeds']}seeds.json"
+            (RUNS / name).write_text(json.dumps(r) + "\n")
+            write_report()
 
 
 if __name__ == "__main__":

@@ -27,6 +27,7 @@ from ppo_jax.checkpoint import (
 from ppo_jax.config import PRESETS, ConfigError, PPOConfig
 
 EXIT_USAGE = 2
+EXIT_DIVERGED = 3
 EXIT_INTERRUPTED = 130
 
 FIELD_HELP = {
@@ -242,6 +243,7 @@ def _train(args: argparse.Namespace) -> int:
 
     # Validate the env and build the pure pieces before anything compiles.
     import jax
+    import numpy as np
     from tqdm import tqdm
 
     from ppo_jax.reporting import (
@@ -282,9 +284,11 @@ def _train(args: argparse.Namespace) -> int:
     print(f"compiled in {compile_s:.2f} s", flush=True)
 
     runner = init(key, hp)
+    save_checkpoint(run_dir, config, runner)  # iteration 0: always a good one
     writer = MetricsWriter(run_dir)
     rows: list[dict] = []
     train_s = 0.0
+    diverged_at = None
     bar = tqdm(total=config.num_iterations, unit="it", disable=not sys.stderr.isatty())
     stop = GracefulStop()
     try:
@@ -293,9 +297,15 @@ def _train(args: argparse.Namespace) -> int:
                 if stop.requested:
                     break
                 t = time.perf_counter()
-                runner, metrics = run_chunk(runner, hp)
+                new_runner, metrics = run_chunk(runner, hp)
                 metrics = jax.device_get(metrics)  # waits for the chunk
                 keep = min(chunk_len, config.num_iterations - len(rows))
+                finite = np.asarray(metrics.all_finite[:keep])
+                if not finite.all():
+                    # Keep metrics and checkpoint of the last good chunk boundary.
+                    diverged_at = len(rows) + int(np.argmin(finite)) + 1
+                    break
+                runner = new_runner
                 chunk_rows = metrics_rows(
                     metrics, keep, (time.perf_counter() - t) / keep
                 )
@@ -317,6 +327,14 @@ def _train(args: argparse.Namespace) -> int:
         plot_learning_curve(run_dir, f"ppo_jax {args.preset} on {config.env_name}")
     timesteps = rows[-1]["timesteps"] if rows else 0
     sps = timesteps / train_s if train_s > 0 else 0.0
+    if diverged_at is not None:
+        print(
+            f"error: training diverged: non-finite loss or parameters at iteration "
+            f"{diverged_at}; stopped, keeping metrics and the checkpoint of "
+            f"iteration {len(rows)} (the last finite chunk) in {run_dir}",
+            file=sys.stderr,
+        )
+        return EXIT_DIVERGED
     if stop.requested:
         print(
             f"stopped after iteration {len(rows)} of {config.num_iterations}: "
@@ -343,6 +361,20 @@ def build_evaluate_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--episodes", type=_positive_int, default=10)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument(
+        "--backend",
+        choices=("gymnax", "gymnasium"),
+        default="gymnax",
+        help="gymnax (the training env) or gymnasium's reference env of the same "
+        "name (needs the [gym] extra)",
+    )
+    p.add_argument(
+        "--gif",
+        type=Path,
+        default=None,
+        help="also render one deterministic episode to this GIF (gymnasium's "
+        "renderer; needs the [gym] extra)",
+    )
     p.add_argument("--debug", action="store_true", help="show tracebacks on errors")
     return p
 
@@ -350,15 +382,27 @@ def build_evaluate_parser() -> argparse.ArgumentParser:
 def evaluate_main(argv: list[str] | None = None) -> int:
     args = build_evaluate_parser().parse_args(argv)
     try:
-        from ppo_jax.evaluate import evaluate_run
+        from ppo_jax.evaluate import evaluate_gymnasium, evaluate_run, render_gif
 
-        returns, lengths = evaluate_run(args.run_dir, args.episodes, args.seed)
+        if args.backend == "gymnasium":
+            returns, lengths = evaluate_gymnasium(
+                args.run_dir, args.episodes, args.seed
+            )
+        else:
+            returns, lengths = evaluate_run(args.run_dir, args.episodes, args.seed)
+        if args.gif is not None:
+            gif_return, gif_length = render_gif(args.run_dir, args.gif, args.seed)
     except (ConfigError, CheckpointError) as e:
         if args.debug:
             raise
         return _fail(str(e))
     for i, (ret, length) in enumerate(zip(returns, lengths, strict=True), start=1):
         print(f"episode {i}: length={int(length)} return={float(ret):.2f}")
+    if args.gif is not None:
+        print(
+            f"gif: {args.gif} (gymnasium episode, length={gif_length} "
+            f"return={gif_return:.2f})"
+        )
     print(
         f"mean_return={returns.mean():.2f} std_return={returns.std():.2f} "
         f"episodes={len(returns)}"

@@ -1,7 +1,8 @@
 """Evaluating a trained policy deterministically (the mean action).
 
-``python -m ppo_jax.evaluate RUN_DIR [--episodes N] [--seed S]`` (see
-``ppo_jax.cli``); in Python, :func:`load_policy` and :func:`evaluate_policy`.
+``python -m ppo_jax.evaluate RUN_DIR [--episodes N] [--seed S] [--backend
+gymnax|gymnasium] [--gif OUT.gif]`` (see ``ppo_jax.cli``); in Python,
+:func:`load_policy`, :func:`evaluate_policy` and :func:`evaluate_gymnasium`.
 """
 
 from __future__ import annotations
@@ -12,9 +13,18 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ppo_jax.checkpoint import load_checkpoint, load_config
+from ppo_jax.checkpoint import CheckpointError, load_checkpoint, load_config
+from ppo_jax.config import ConfigError
 from ppo_jax.normalization import normalize
 from ppo_jax.train import build_pipeline
+
+# gymnax envs whose reference implementation gymnasium ships (same name).
+GYMNASIUM_ENVS = (
+    "Pendulum-v1",
+    "CartPole-v1",
+    "Acrobot-v1",
+    "MountainCarContinuous-v0",
+)
 
 
 def evaluate_policy(pipeline, actor_params, obs_stats, key, num_episodes: int):
@@ -60,14 +70,21 @@ def evaluate_policy(pipeline, actor_params, obs_stats, key, num_episodes: int):
 
 
 def make_deterministic_policy(pipeline, actor_params, obs_stats):
-    """``act(raw_obs [..., obs_dim]) -> action``: the policy's mode."""
-    normalize_obs = pipeline.config.normalize_obs
+    """``act(raw_obs [..., obs_dim]) -> action``: the policy's mode.
+
+    Observations are normalized with the frozen ``obs_stats`` and actions
+    clipped to the env's bounds when the run did so during training.
+    """
+    config, spec = pipeline.config, pipeline.spec
 
     def act(obs):
         obs = jnp.asarray(obs, jnp.float32)
-        if normalize_obs:
+        if config.normalize_obs:
             obs = normalize(obs, obs_stats)
-        return pipeline.policy.mode(pipeline.actor.apply(actor_params, obs))
+        action = pipeline.policy.mode(pipeline.actor.apply(actor_params, obs))
+        if config.clip_actions:
+            action = jnp.clip(action, spec.action_low, spec.action_high)
+        return action
 
     return act
 
@@ -77,7 +94,16 @@ def load_run(run_dir: str | Path):
     config = load_config(run_dir)
     pipeline = build_pipeline(config)
     template = jax.eval_shape(pipeline.init, jax.random.key(0), config.hyperparams())
-    runner, _ = load_checkpoint(run_dir, template)
+    runner, saved_config = load_checkpoint(run_dir, template)
+    if saved_config != config:
+        field = next(
+            k for k, v in config.to_dict().items() if saved_config.to_dict()[k] != v
+        )
+        raise CheckpointError(
+            f"the checkpoint in {str(run_dir)!r} was written for {field}="
+            f"{getattr(saved_config, field)!r} but config.json says "
+            f"{field}={getattr(config, field)!r}: the files come from different runs"
+        )
     return pipeline, runner
 
 
@@ -101,8 +127,9 @@ def load_policy(run_dir: str | Path):
     ``obs`` is a raw (unnormalized) numpy observation ``[obs_dim]`` or
     ``[batch, obs_dim]``. For continuous actions the result is the Gaussian
     mean, float32 ``[action_dim]`` or ``[batch, action_dim]`` (unclipped, as the
-    tutorial's test mode sends it); for discrete actions the most likely
-    action, int32 ``[]`` or ``[batch]``.
+    tutorial's test mode sends it, or clipped to the bounds when the run
+    trained with ``clip_actions``); for discrete actions the most likely
+    action, int32 ``[]`` or ``[batch]``. Needs only numpy to call.
     """
     pipeline, runner = load_run(run_dir)
     act = jax.jit(
@@ -115,6 +142,88 @@ def load_policy(run_dir: str | Path):
         return np.asarray(act(obs))
 
     return policy
+
+
+def _gymnasium_env(config, render: bool = False):
+    if config.env_name not in GYMNASIUM_ENVS:
+        raise ConfigError(
+            "backend",
+            "gymnasium",
+            f"gymnax for {config.env_name}; gymnasium has the same environment "
+            f"only for {', '.join(GYMNASIUM_ENVS)}",
+        )
+    try:
+        import gymnasium
+    except ImportError as e:
+        raise ConfigError(
+            "backend",
+            "gymnasium",
+            "gymnax unless gymnasium is installed (pip install -e '.[gym]')",
+        ) from e
+    kwargs = {"render_mode": "rgb_array"} if render else {}
+    if config.max_episode_steps is not None:
+        kwargs["max_episode_steps"] = config.max_episode_steps
+    return gymnasium.make(config.env_name, **kwargs)
+
+
+def run_gymnasium_episode(env, policy, seed: int, frames: list | None = None):
+    """One episode of ``policy`` (numpy obs -> action) in a gymnasium env.
+
+    Returns ``(return, length)``; appends rendered frames when ``frames`` is a
+    list.
+    """
+    obs, _ = env.reset(seed=seed)
+    total, length, done = 0.0, 0, False
+    discrete = hasattr(env.action_space, "n")
+    while not done:
+        if frames is not None:
+            frames.append(env.render())
+        action = policy(obs)
+        action = int(action) if discrete else np.asarray(action, np.float32)
+        obs, reward, terminated, truncated, _ = env.step(action)
+        total += float(reward)
+        length += 1
+        done = terminated or truncated
+    if frames is not None:
+        frames.append(env.render())
+    return total, length
+
+
+def evaluate_gymnasium(run_dir: str | Path, num_episodes: int = 10, seed: int = 0):
+    """Run the trained policy in gymnasium's env of the same name.
+
+    The policy goes through :func:`load_policy` (numpy in, numpy out); episode
+    ``i`` resets with seed ``seed + i``. Returns numpy ``(returns, lengths)``.
+    """
+    config = load_config(run_dir)
+    env = _gymnasium_env(config)
+    policy = load_policy(run_dir)
+    results = [
+        run_gymnasium_episode(env, policy, seed + i) for i in range(num_episodes)
+    ]
+    env.close()
+    returns, lengths = zip(*results, strict=True)
+    return np.asarray(returns, np.float32), np.asarray(lengths, np.int32)
+
+
+def render_gif(run_dir: str | Path, path: str | Path, seed: int = 0):
+    """Render one deterministic episode to an animated GIF (gymnasium's
+    ``rgb_array`` frames). Returns ``(return, length)`` of that episode."""
+    from PIL import Image
+
+    config = load_config(run_dir)
+    env = _gymnasium_env(config, render=True)
+    frames: list = []
+    result = run_gymnasium_episode(env, load_policy(run_dir), seed, frames)
+    env.close()
+    images = [Image.fromarray(f) for f in frames]
+    try:
+        images[0].save(
+            path, save_all=True, append_images=images[1:], duration=40, loop=0
+        )
+    except OSError as e:
+        raise CheckpointError(f"cannot write the GIF {str(path)!r} ({e})") from e
+    return result
 
 
 if __name__ == "__main__":

@@ -25,6 +25,7 @@ def metrics_rows(metrics, keep: int, seconds_per_iteration: float) -> list[dict]
     rows = []
     for i in range(keep):
         row = {k: m[k][i].item() for k in m}
+        row["all_finite"] = int(row["all_finite"])
         row["seconds"] = seconds_per_iteration
         rows.append(row)
     return rows

@@ -55,6 +55,7 @@ class Metrics(NamedTuple):
     entropy: jax.Array  # float32, policy entropy, mean over gradient steps
     approx_kl: jax.Array  # float32, mean over gradient steps
     epochs: jax.Array  # float32, epochs run (fewer than update_epochs: KL stop)
+    all_finite: jax.Array  # bool: losses and all parameters finite after it
 
 
 class Pipeline(NamedTuple):
@@ -165,6 +166,14 @@ def build_pipeline(config: PPOConfig) -> Pipeline:
             entropy=info.entropy,
             approx_kl=info.approx_kl,
             epochs=info.epochs,
+            all_finite=_all_finite(
+                (
+                    info.actor_loss,
+                    info.critic_loss,
+                    agent.actor_params,
+                    agent.critic_params,
+                )
+            ),
         )
         runner = RunnerState(agent=agent, envs=envs, key=key, iteration=iteration)
         return runner, metrics
@@ -181,6 +190,11 @@ def build_pipeline(config: PPOConfig) -> Pipeline:
         init,
         iteration_step,
     )
+
+
+def _all_finite(tree) -> jax.Array:
+    """True when every leaf of ``tree`` is finite (the NaN guard's signal)."""
+    return jnp.all(jnp.stack([jnp.all(jnp.isfinite(x)) for x in jax.tree.leaves(tree)]))
 
 
 def make_train(config: PPOConfig):

@@ -1,5 +1,9 @@
 """Shared fixtures: tiny configs compiled once per session."""
 
+import os
+import subprocess
+import sys
+
 import jax
 import pytest
 
@@ -38,3 +42,33 @@ def tiny_train():
 def tiny_run(tiny_train):
     """Output of the tiny run with key 0: ``(runner, metrics)``."""
     return jax.block_until_ready(tiny_train(jax.random.key(0), TINY.hyperparams()))
+
+
+# 4 envs x 50 steps, 50-step episodes: 5 iterations in chunks of 2.
+TINY_ARGS = [
+    "--num-envs", "4", "--rollout-length", "50", "--max-episode-steps", "50",
+    "--update-epochs", "2", "--hidden-sizes", "16,16", "--save-freq", "2",
+]  # fmt: skip
+ENV = {**os.environ, "PYTHONUNBUFFERED": "1"}
+
+
+def run_module(module, *args, timeout=300):
+    return subprocess.run(
+        [sys.executable, "-m", module, *args],
+        capture_output=True, text=True, timeout=timeout, env=ENV,
+    )  # fmt: skip
+
+
+@pytest.fixture(scope="session")
+def trained_run(tmp_path_factory):
+    run_dir = tmp_path_factory.mktemp("cli") / "run"
+    proc = run_module(
+        "ppo_jax.train",
+        *TINY_ARGS,
+        "--total-timesteps",
+        "1000",
+        "--run-dir",
+        str(run_dir),
+    )
+    assert proc.returncode == 0, proc.stderr
+    return run_dir, proc.stdout

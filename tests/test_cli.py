@@ -2,7 +2,6 @@
 
 import csv
 import json
-import os
 import re
 import signal
 import subprocess
@@ -11,38 +10,10 @@ import time
 
 import numpy as np
 import pytest
+from conftest import ENV, TINY_ARGS, run_module
 
 from ppo_jax import load_policy
 from ppo_jax.cli import evaluate_main, train_main
-
-# 4 envs x 50 steps, 50-step episodes: 5 iterations in chunks of 2.
-TINY_ARGS = [
-    "--num-envs", "4", "--rollout-length", "50", "--max-episode-steps", "50",
-    "--update-epochs", "2", "--hidden-sizes", "16,16", "--save-freq", "2",
-]  # fmt: skip
-ENV = {**os.environ, "PYTHONUNBUFFERED": "1"}
-
-
-def run_module(module, *args, timeout=300):
-    return subprocess.run(
-        [sys.executable, "-m", module, *args],
-        capture_output=True, text=True, timeout=timeout, env=ENV,
-    )  # fmt: skip
-
-
-@pytest.fixture(scope="module")
-def trained_run(tmp_path_factory):
-    run_dir = tmp_path_factory.mktemp("cli") / "run"
-    proc = run_module(
-        "ppo_jax.train",
-        *TINY_ARGS,
-        "--total-timesteps",
-        "1000",
-        "--run-dir",
-        str(run_dir),
-    )
-    assert proc.returncode == 0, proc.stderr
-    return run_dir, proc.stdout
 
 
 def test_train_writes_all_files_and_final_line(trained_run):
