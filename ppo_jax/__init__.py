@@ -31,6 +31,9 @@ _EXPORTS = {
     "load_policy": "ppo_jax.evaluate",
     "evaluate_policy": "ppo_jax.evaluate",
     "CheckpointError": "ppo_jax.checkpoint",
+    "RunSpec": "ppo_jax.experiment",
+    "Experiment": "ppo_jax.experiment",
+    "run_training": "ppo_jax.host_loop",
 }
 __all__ = sorted(_EXPORTS)
 

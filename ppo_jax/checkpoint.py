@@ -65,7 +65,7 @@ def save_checkpoint(run_dir: Path, config: PPOConfig, runner) -> Path:
     payload = {
         "format": FORMAT_VERSION,
         "env_name": config.env_name,
-        "iteration": int(runner.iteration),
+        "iteration": int(np.max(runner.iteration)),
         "config": config.to_dict(),
         "runner": serialization.to_state_dict(runner),
     }

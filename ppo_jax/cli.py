@@ -1,37 +1,26 @@
 """Command lines: ``python -m ppo_jax.train`` and ``python -m ppo_jax.evaluate``.
 
-Training is a host loop over one compiled chunk of ``save_freq`` iterations:
-after each chunk the per-iteration summaries are printed, rows appended to
-``metrics.csv`` and the whole runner state checkpointed. Bad input ends with
-one sentence on stderr and exit code 2 (``--debug`` shows the traceback).
+Argument parsing and entry points; the training loop itself is
+``ppo_jax.host_loop``. Bad input ends with one sentence on stderr and exit
+code 2 (``--debug`` shows the traceback); see ``host_loop`` for codes 3 and 130.
 """
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
-import math
-import signal
 import sys
-import threading
-import time
-from datetime import datetime
 from pathlib import Path
 
-from ppo_jax.checkpoint import (
-    CHECKPOINT_FILE,
-    CheckpointError,
-    save_checkpoint,
-    save_config,
-)
+from ppo_jax.checkpoint import CheckpointError
 from ppo_jax.config import PRESETS, ConfigError, PPOConfig
+from ppo_jax.experiment import RunSpec, parse_sweep
+from ppo_jax.host_loop import RunDirError, run_training
 
 EXIT_USAGE = 2
-EXIT_DIVERGED = 3
-EXIT_INTERRUPTED = 130
 
 FIELD_HELP = {
-    "env_name": "gymnax environment (continuous actions), e.g. Pendulum-v1",
+    "env_name": "gymnax environment, e.g. Pendulum-v1 or CartPole-v1",
     "max_episode_steps": "episode time limit replacing the env's ('none': env default)",
     "num_envs": "parallel environments",
     "rollout_length": "steps per environment per iteration",
@@ -64,10 +53,6 @@ FIELD_HELP = {
     "save_freq": "iterations between progress reports and checkpoints",
     "seed": "PRNG seed",
 }
-
-
-class RunDirError(RuntimeError):
-    """The run directory cannot be used."""
 
 
 def _int_or_none(text: str) -> int | None:
@@ -141,6 +126,27 @@ def build_train_parser() -> argparse.ArgumentParser:
             help=help_text,
         )
     p.add_argument(
+        "--num-seeds",
+        type=_positive_int,
+        default=1,
+        help="independent runs with seeds SEED, SEED+1, ... (vmapped, one compile)",
+    )
+    p.add_argument(
+        "--sweep",
+        action="append",
+        metavar="FIELD=V1,V2,...",
+        help="sweep a hyperparameter that does not change shapes (lr, gamma, "
+        "clip_eps, ent_coef, gae_lambda, ...); repeat for a grid; vmapped with "
+        "the seeds in one compile",
+    )
+    p.add_argument(
+        "--resume",
+        type=Path,
+        default=None,
+        metavar="RUN_DIR",
+        help="continue a stopped run from its checkpoint (its own config is used)",
+    )
+    p.add_argument(
         "--run-dir",
         type=Path,
         default=None,
@@ -165,71 +171,25 @@ def config_from_args(args: argparse.Namespace) -> PPOConfig:
     return PPOConfig.from_preset(args.preset, **overrides).validate()
 
 
-def prepare_run_dir(run_dir: Path | None, env_name: str, overwrite: bool) -> Path:
-    if run_dir is None:
-        run_dir = Path("runs") / f"{env_name}-{datetime.now():%Y%m%d-%H%M%S}"
-    if run_dir.exists() and not run_dir.is_dir():
-        raise RunDirError(
-            f"run directory {str(run_dir)!r} exists and is not a directory"
-        )
-    if (run_dir / CHECKPOINT_FILE).exists() and not overwrite:
-        raise RunDirError(
-            f"run directory {str(run_dir)!r} already holds a run; "
-            "pass --overwrite to replace it or choose another --run-dir"
-        )
-    try:
-        run_dir.mkdir(parents=True, exist_ok=True)
-        probe = run_dir / ".write_test"
-        probe.write_text("")
-        probe.unlink()
-    except OSError as e:
-        raise RunDirError(
-            f"run directory {str(run_dir)!r} is not writable ({e.strerror})"
-        ) from e
-    return run_dir
-
-
-class GracefulStop:
-    """Turn the first Ctrl-C (or SIGTERM) into a request to stop at a boundary.
-
-    The training loop checks ``requested`` after each chunk, so the run ends
-    with metrics and checkpoint of the same iteration. A second Ctrl-C aborts
-    at once (the last checkpoint on disk stays valid: writes are atomic).
-    """
-
-    def __init__(self):
-        self.requested = False
-        self._previous = {}
-
-    def _handler(self, signum, frame):
-        if self.requested:
-            raise KeyboardInterrupt
-        self.requested = True
-        print(
-            "\nstopping after the current chunk (Ctrl-C again to abort now)",
-            file=sys.stderr,
-            flush=True,
-        )
-
-    def __enter__(self):
-        if threading.current_thread() is threading.main_thread():
-            for sig in (signal.SIGINT, signal.SIGTERM):
-                self._previous[sig] = signal.signal(sig, self._handler)
-        return self
-
-    def __exit__(self, *exc):
-        for sig, handler in self._previous.items():
-            signal.signal(sig, handler)
-        return False
-
-
 def _fail(message: str) -> int:
     print(f"error: {message}", file=sys.stderr)
     return EXIT_USAGE
 
 
 def train_main(argv: list[str] | None = None) -> int:
-    args = build_train_parser().parse_args(argv)
+    parser = build_train_parser()
+    args = parser.parse_args(argv)
+    if args.resume is not None:
+        given = [
+            f.name
+            for f in dataclasses.fields(PPOConfig)
+            if getattr(args, f.name) is not _UNSET
+        ]
+        if given or args.sweep or args.num_seeds != 1 or args.run_dir:
+            return _fail(
+                "--resume continues a run with its own settings: give no config "
+                "flag, --sweep, --num-seeds or --run-dir with it"
+            )
     try:
         return _train(args)
     except (ConfigError, CheckpointError, RunDirError) as e:
@@ -239,115 +199,11 @@ def train_main(argv: list[str] | None = None) -> int:
 
 
 def _train(args: argparse.Namespace) -> int:
+    if args.resume is not None:
+        return run_training(None, None, resume=args.resume, quiet=args.quiet)
     config = config_from_args(args)
-
-    # Validate the env and build the pure pieces before anything compiles.
-    import jax
-    import numpy as np
-    from tqdm import tqdm
-
-    from ppo_jax.reporting import (
-        MetricsWriter,
-        format_iteration,
-        metrics_rows,
-        plot_learning_curve,
-        recent_mean_return,
-    )
-    from ppo_jax.train import build_pipeline, make_chunk
-
-    pipeline = build_pipeline(config)
-    run_dir = prepare_run_dir(args.run_dir, config.env_name, args.overwrite)
-    save_config(run_dir, config)
-    say = (
-        (lambda *_: None) if args.quiet else (lambda s: tqdm.write(s, file=sys.stdout))
-    )
-
-    chunk_len = min(config.save_freq, config.num_iterations)
-    num_chunks = math.ceil(config.num_iterations / chunk_len)
-    print(
-        f"ppo_jax: {config.env_name}, preset {args.preset}, {config.num_envs} envs x "
-        f"{config.rollout_length} steps = {config.batch_size} steps/iteration, "
-        f"{config.num_iterations} iterations, run dir {run_dir}",
-        flush=True,
-    )
-
-    # Compile once, ahead of time, so compile time is measured on its own.
-    hp = config.hyperparams()
-    key = jax.random.key(config.seed)
-    t0 = time.perf_counter()
-    init = jax.jit(pipeline.init).lower(key, hp).compile()
-    runner_shape = jax.eval_shape(pipeline.init, key, hp)
-    run_chunk = (
-        jax.jit(make_chunk(pipeline, chunk_len)).lower(runner_shape, hp).compile()
-    )
-    compile_s = time.perf_counter() - t0
-    print(f"compiled in {compile_s:.2f} s", flush=True)
-
-    runner = init(key, hp)
-    save_checkpoint(run_dir, config, runner)  # iteration 0: always a good one
-    writer = MetricsWriter(run_dir)
-    rows: list[dict] = []
-    train_s = 0.0
-    diverged_at = None
-    bar = tqdm(total=config.num_iterations, unit="it", disable=not sys.stderr.isatty())
-    stop = GracefulStop()
-    try:
-        with stop:
-            for _ in range(num_chunks):
-                if stop.requested:
-                    break
-                t = time.perf_counter()
-                new_runner, metrics = run_chunk(runner, hp)
-                metrics = jax.device_get(metrics)  # waits for the chunk
-                keep = min(chunk_len, config.num_iterations - len(rows))
-                finite = np.asarray(metrics.all_finite[:keep])
-                if not finite.all():
-                    # Keep metrics and checkpoint of the last good chunk boundary.
-                    diverged_at = len(rows) + int(np.argmin(finite)) + 1
-                    break
-                runner = new_runner
-                chunk_rows = metrics_rows(
-                    metrics, keep, (time.perf_counter() - t) / keep
-                )
-                writer.write(chunk_rows)
-                save_checkpoint(run_dir, config, runner)
-                rows += chunk_rows
-                train_s += time.perf_counter() - t
-                for row in chunk_rows:
-                    say(format_iteration(row))
-                bar.update(keep)
-                bar.set_postfix(ret=f"{chunk_rows[-1]['mean_return']:.1f}")
-    except KeyboardInterrupt:  # a second Ctrl-C: abort mid-chunk
-        stop.requested = True
-    finally:
-        bar.close()
-        writer.close()
-
-    if rows:
-        plot_learning_curve(run_dir, f"ppo_jax {args.preset} on {config.env_name}")
-    timesteps = rows[-1]["timesteps"] if rows else 0
-    sps = timesteps / train_s if train_s > 0 else 0.0
-    if diverged_at is not None:
-        print(
-            f"error: training diverged: non-finite loss or parameters at iteration "
-            f"{diverged_at}; stopped, keeping metrics and the checkpoint of "
-            f"iteration {len(rows)} (the last finite chunk) in {run_dir}",
-            file=sys.stderr,
-        )
-        return EXIT_DIVERGED
-    if stop.requested:
-        print(
-            f"stopped after iteration {len(rows)} of {config.num_iterations}: "
-            f"metrics and checkpoint up to there are in {run_dir}",
-            file=sys.stderr,
-        )
-        return EXIT_INTERRUPTED
-    print(
-        f"final: timesteps={timesteps} mean_return={recent_mean_return(rows):.2f} "
-        f"sps={sps:.0f} compile_s={compile_s:.2f}",
-        flush=True,
-    )
-    return 0
+    spec = RunSpec(config, args.num_seeds, parse_sweep(args.sweep))
+    return run_training(spec, args.run_dir, overwrite=args.overwrite, quiet=args.quiet)
 
 
 def build_evaluate_parser() -> argparse.ArgumentParser:
@@ -360,6 +216,12 @@ def build_evaluate_parser() -> argparse.ArgumentParser:
         "run_dir", type=Path, help="a run directory written by ppo_jax.train"
     )
     p.add_argument("--episodes", type=_positive_int, default=10)
+    p.add_argument(
+        "--run",
+        type=int,
+        default=0,
+        help="which run of a multi-seed or sweep run directory (0-based)",
+    )
     p.add_argument("--seed", type=int, default=0)
     p.add_argument(
         "--backend",

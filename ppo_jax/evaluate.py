@@ -15,6 +15,7 @@ import numpy as np
 
 from ppo_jax.checkpoint import CheckpointError, load_checkpoint, load_config
 from ppo_jax.config import ConfigError
+from ppo_jax.experiment import load_run_spec
 from ppo_jax.normalization import normalize
 from ppo_jax.train import build_pipeline
 
@@ -89,12 +90,22 @@ def make_deterministic_policy(pipeline, actor_params, obs_stats):
     return act
 
 
-def load_run(run_dir: str | Path):
-    """Load ``(pipeline, runner)`` of a run directory's latest checkpoint."""
+def load_run(run_dir: str | Path, run: int = 0):
+    """Load ``(pipeline, runner)`` of a run directory's latest checkpoint.
+
+    For a multi-seed or sweep directory, ``run`` picks one of its runs (the
+    returned runner has no run axis).
+    """
     config = load_config(run_dir)
+    spec = load_run_spec(run_dir, config)
     pipeline = build_pipeline(config)
-    template = jax.eval_shape(pipeline.init, jax.random.key(0), config.hyperparams())
+    init = jax.vmap(pipeline.init) if spec.batched else pipeline.init
+    template = jax.eval_shape(init, spec.keys(), spec.hyperparams())
     runner, saved_config = load_checkpoint(run_dir, template)
+    if not 0 <= run < spec.num_runs:
+        raise ConfigError("run", run, f"an index from 0 to {spec.num_runs - 1}")
+    if spec.batched:
+        runner = jax.tree.map(lambda x: x[run], runner)
     if saved_config != config:
         field = next(
             k for k, v in config.to_dict().items() if saved_config.to_dict()[k] != v
@@ -107,9 +118,11 @@ def load_run(run_dir: str | Path):
     return pipeline, runner
 
 
-def evaluate_run(run_dir: str | Path, num_episodes: int = 10, seed: int = 0):
+def evaluate_run(
+    run_dir: str | Path, num_episodes: int = 10, seed: int = 0, run: int = 0
+):
     """Evaluate a run directory's checkpoint; returns numpy ``(returns, lengths)``."""
-    pipeline, runner = load_run(run_dir)
+    pipeline, runner = load_run(run_dir, run)
     fn = jax.jit(
         lambda params, stats, key: evaluate_policy(
             pipeline, params, stats, key, num_episodes
@@ -121,7 +134,7 @@ def evaluate_run(run_dir: str | Path, num_episodes: int = 10, seed: int = 0):
     return np.asarray(returns), np.asarray(lengths)
 
 
-def load_policy(run_dir: str | Path):
+def load_policy(run_dir: str | Path, run: int = 0):
     """Return ``policy(obs) -> action`` for a trained run (deterministic).
 
     ``obs`` is a raw (unnormalized) numpy observation ``[obs_dim]`` or
@@ -129,9 +142,10 @@ def load_policy(run_dir: str | Path):
     mean, float32 ``[action_dim]`` or ``[batch, action_dim]`` (unclipped, as the
     tutorial's test mode sends it, or clipped to the bounds when the run
     trained with ``clip_actions``); for discrete actions the most likely
-    action, int32 ``[]`` or ``[batch]``. Needs only numpy to call.
+    action, int32 ``[]`` or ``[batch]``. Needs only numpy to call. ``run``
+    picks a run of a multi-seed or sweep directory.
     """
-    pipeline, runner = load_run(run_dir)
+    pipeline, runner = load_run(run_dir, run)
     act = jax.jit(
         make_deterministic_policy(
             pipeline, runner.agent.actor_params, runner.envs.obs_stats
@@ -189,7 +203,9 @@ def run_gymnasium_episode(env, policy, seed: int, frames: list | None = None):
     return total, length
 
 
-def evaluate_gymnasium(run_dir: str | Path, num_episodes: int = 10, seed: int = 0):
+def evaluate_gymnasium(
+    run_dir: str | Path, num_episodes: int = 10, seed: int = 0, run: int = 0
+):
     """Run the trained policy in gymnasium's env of the same name.
 
     The policy goes through :func:`load_policy` (numpy in, numpy out); episode
@@ -197,7 +213,7 @@ def evaluate_gymnasium(run_dir: str | Path, num_episodes: int = 10, seed: int = 
     """
     config = load_config(run_dir)
     env = _gymnasium_env(config)
-    policy = load_policy(run_dir)
+    policy = load_policy(run_dir, run)
     results = [
         run_gymnasium_episode(env, policy, seed + i) for i in range(num_episodes)
     ]
@@ -206,7 +222,7 @@ def evaluate_gymnasium(run_dir: str | Path, num_episodes: int = 10, seed: int = 
     return np.asarray(returns, np.float32), np.asarray(lengths, np.int32)
 
 
-def render_gif(run_dir: str | Path, path: str | Path, seed: int = 0):
+def render_gif(run_dir: str | Path, path: str | Path, seed: int = 0, run: int = 0):
     """Render one deterministic episode to an animated GIF (gymnasium's
     ``rgb_array`` frames). Returns ``(return, length)`` of that episode."""
     from PIL import Image
@@ -214,7 +230,7 @@ def render_gif(run_dir: str | Path, path: str | Path, seed: int = 0):
     config = load_config(run_dir)
     env = _gymnasium_env(config, render=True)
     frames: list = []
-    result = run_gymnasium_episode(env, load_policy(run_dir), seed, frames)
+    result = run_gymnasium_episode(env, load_policy(run_dir, run), seed, frames)
     env.close()
     images = [Image.fromarray(f) for f in frames]
     try:

@@ -1,9 +1,14 @@
-"""Host-side output of a run: metrics CSV, progress lines, learning curve."""
+"""Host-side output of a run: metrics CSV, progress lines, plots, sweep table.
+
+Rows carry a run axis: one row per (iteration, run), labelled with the run's
+index, seed and swept hyperparameter values.
+"""
 
 from __future__ import annotations
 
 import csv
 import math
+from collections import defaultdict
 from pathlib import Path
 
 import numpy as np
@@ -12,34 +17,46 @@ from ppo_jax.train import Metrics
 
 METRICS_FILE = "metrics.csv"
 PLOT_FILE = "learning_curve.png"
-COLUMNS = (*Metrics._fields, "seconds")
+SWEEP_TABLE = "sweep.md"
+SWEEP_CSV = "sweep.csv"
+RECENT = 10  # iterations the final return is averaged over
 
 
-def metrics_rows(metrics, keep: int, seconds_per_iteration: float) -> list[dict]:
-    """Turn a chunk's host-side Metrics (leaves ``[chunk]``) into CSV rows.
+def columns(sweep_fields: tuple[str, ...] = ()) -> tuple[str, ...]:
+    return ("run", "seed", *sweep_fields, *Metrics._fields, "seconds")
+
+
+def metrics_rows(metrics, keep: int, seconds: float, labels: list[dict]) -> list[dict]:
+    """Turn a chunk's host Metrics (leaves ``[R, chunk]``) into CSV rows.
 
     Only the first ``keep`` iterations are real (the rest ran past the end of
-    the run and left the state unchanged).
+    the run and left the state unchanged). ``labels[r]`` holds run ``r``'s
+    seed and swept values; ``seconds`` is the wall time per iteration.
     """
-    m = {k: np.asarray(v)[:keep] for k, v in metrics._asdict().items()}
+    m = {k: np.asarray(v)[:, :keep] for k, v in metrics._asdict().items()}
     rows = []
     for i in range(keep):
-        row = {k: m[k][i].item() for k in m}
-        row["all_finite"] = int(row["all_finite"])
-        row["seconds"] = seconds_per_iteration
-        rows.append(row)
+        for r, label in enumerate(labels):
+            row = {"run": r, **label, **{k: m[k][r, i].item() for k in m}}
+            row["all_finite"] = int(row["all_finite"])
+            row["seconds"] = seconds
+            rows.append(row)
     return rows
 
 
 class MetricsWriter:
-    """Appends rows to ``metrics.csv``, flushing after every chunk."""
+    """Writes ``metrics.csv``, flushing after every chunk.
 
-    def __init__(self, run_dir: Path):
+    ``keep_rows``: rows already on disk to keep (a resumed run rewrites the file
+    with the rows up to its checkpoint, then appends).
+    """
+
+    def __init__(self, run_dir: Path, fields: tuple[str, ...], keep_rows=()):
         self.path = Path(run_dir) / METRICS_FILE
         self._file = open(self.path, "w", newline="")
-        self._writer = csv.DictWriter(self._file, fieldnames=COLUMNS)
+        self._writer = csv.DictWriter(self._file, fieldnames=fields)
         self._writer.writeheader()
-        self._file.flush()
+        self.write(list(keep_rows))
 
     def write(self, rows: list[dict]) -> None:
         self._writer.writerows(rows)
@@ -49,48 +66,141 @@ class MetricsWriter:
         self._file.close()
 
 
-def read_metrics(run_dir: Path) -> dict[str, np.ndarray]:
+def read_rows(run_dir: Path) -> list[dict]:
+    """Rows of ``metrics.csv`` with numbers parsed (ints stay ints)."""
     with open(Path(run_dir) / METRICS_FILE, newline="") as f:
         rows = list(csv.DictReader(f))
-    return {k: np.array([float(r[k]) for r in rows]) for k in COLUMNS}
+    parsed = []
+    for row in rows:
+        parsed.append({k: _number(v) for k, v in row.items()})
+    return parsed
 
 
-def format_iteration(row: dict) -> str:
+def _number(text: str):
+    try:
+        return int(text)
+    except ValueError:
+        return float(text)
+
+
+def iteration_summary(rows: list[dict]) -> dict:
+    """One iteration's rows (one per run) -> one row of means over runs."""
+    if len(rows) == 1:
+        return rows[0]
+    summary = dict(rows[0])
+    for key in ("mean_return", "mean_length", "actor_loss", "critic_loss"):
+        values = [r[key] for r in rows if math.isfinite(r[key])]
+        summary[key] = float(np.mean(values)) if values else math.nan
+    return summary
+
+
+def format_iteration(row: dict, num_runs: int = 1) -> str:
     """The tutorial's per-iteration summary, on one line."""
+    runs = f" (mean of {num_runs} runs)" if num_runs > 1 else ""
     return (
         f"iteration {row['iteration']:>5} | "
         f"avg episodic length {row['mean_length']:7.1f} | "
         f"avg episodic return {row['mean_return']:10.2f} | "
         f"avg loss {row['actor_loss']:+.5f} | "
         f"timesteps {row['timesteps']:>10,} | "
-        f"{row['seconds']:.3f} s/iteration"
+        f"{row['seconds']:.3f} s/iteration{runs}"
     )
 
 
-def recent_mean_return(rows: list[dict], last: int = 10) -> float:
-    """Mean return of the episodes that ended in the last ``last`` iterations."""
-    recent = [r for r in rows[-last:] if r["num_episodes"] > 0]
-    count = sum(r["num_episodes"] for r in recent)
-    if count == 0:
-        return math.nan
-    return sum(r["mean_return"] * r["num_episodes"] for r in recent) / count
+def final_returns(rows: list[dict], last: int = RECENT) -> dict[int, float]:
+    """Per run: mean return of the episodes that ended in its last ``last``
+    iterations (NaN if none did)."""
+    by_run = defaultdict(list)
+    for row in rows:
+        by_run[row["run"]].append(row)
+    result = {}
+    for run, run_rows in by_run.items():
+        recent = [r for r in run_rows[-last:] if r["num_episodes"] > 0]
+        count = sum(r["num_episodes"] for r in recent)
+        total = sum(r["mean_return"] * r["num_episodes"] for r in recent)
+        result[run] = total / count if count else math.nan
+    return result
 
 
-def plot_learning_curve(run_dir: Path, title: str) -> Path:
+def recent_mean_return(rows: list[dict], last: int = RECENT) -> float:
+    """Mean over runs of :func:`final_returns` (the ``final:`` line's figure)."""
+    values = [v for v in final_returns(rows, last).values() if math.isfinite(v)]
+    return float(np.mean(values)) if values else math.nan
+
+
+def _settings(rows: list[dict], sweep_fields: tuple[str, ...]):
+    """Group run indices by their swept values, in first-seen order."""
+    groups: dict[tuple, list[int]] = {}
+    for row in rows:
+        key = tuple(row[f] for f in sweep_fields)
+        runs = groups.setdefault(key, [])
+        if row["run"] not in runs:
+            runs.append(row["run"])
+    return groups
+
+
+def plot_learning_curve(run_dir: Path, title: str, sweep_fields=()) -> Path:
+    """Mean return against steps; with several seeds, a band of +-1 std over
+    them; with a sweep, one curve per setting."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    m = read_metrics(run_dir)
+    rows = read_rows(run_dir)
     fig, ax = plt.subplots(figsize=(7, 4))
-    ax.plot(m["timesteps"], m["mean_return"], lw=1.2)
-    ax.set_xlabel("environment steps")
-    ax.set_ylabel("mean episodic return (episodes ended per iteration)")
+    for setting, runs in _settings(rows, sweep_fields).items():
+        curves = np.array(
+            [[r["mean_return"] for r in rows if r["run"] == run] for run in runs]
+        )
+        steps = np.array([r["timesteps"] for r in rows if r["run"] == runs[0]])
+        with np.errstate(all="ignore"):
+            valid = np.isfinite(curves).any(axis=0)
+            mean = np.nanmean(
+                np.where(np.isfinite(curves), curves, np.nan)[:, valid], 0
+            )
+            std = np.nanstd(curves[:, valid], 0)
+        label = ", ".join(
+            f"{f}={v:g}" for f, v in zip(sweep_fields, setting, strict=True)
+        )
+        if len(runs) > 1:
+            label = f"{label} ({len(runs)} seeds)" if label else f"{len(runs)} seeds"
+        (line,) = ax.plot(steps[valid], mean, lw=1.2, label=label or None)
+        if len(runs) > 1:
+            ax.fill_between(
+                steps[valid], mean - std, mean + std, color=line.get_color(), alpha=0.2
+            )
+    ax.set_xlabel("environment steps (per run)")
+    ax.set_ylabel("mean episodic return")
     ax.set_title(title)
     ax.grid(alpha=0.3)
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(fontsize=8)
     fig.tight_layout()
     path = Path(run_dir) / PLOT_FILE
     fig.savefig(path, dpi=120)
     plt.close(fig)
+    return path
+
+
+def write_sweep_table(run_dir: Path, rows: list[dict], sweep_fields) -> Path:
+    """One row per setting: final mean +- std return over its seeds."""
+    finals = final_returns(rows)
+    lines = [
+        "| " + " | ".join(sweep_fields) + " | seeds | final return (mean ± std) |",
+        "|" + "---|" * (len(sweep_fields) + 2),
+    ]
+    with open(Path(run_dir) / SWEEP_CSV, "w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(
+            [*sweep_fields, "seeds", "final_return_mean", "final_return_std"]
+        )
+        for setting, runs in _settings(rows, sweep_fields).items():
+            values = np.array([finals[r] for r in runs])
+            mean, std = float(np.nanmean(values)), float(np.nanstd(values))
+            writer.writerow([*setting, len(runs), mean, std])
+            cells = " | ".join(f"{v:g}" for v in setting)
+            lines.append(f"| {cells} | {len(runs)} | {mean:.2f} ± {std:.2f} |")
+    path = Path(run_dir) / SWEEP_TABLE
+    path.write_text("\n".join(lines) + "\n")
     return path

@@ -1,0 +1,247 @@
+"""The host loop of a training run: compiled chunks, progress, checkpoints.
+
+One compiled chunk of ``save_freq`` iterations (for all runs of a
+:class:`~ppo_jax.experiment.RunSpec` at once) is called in a loop. After each
+chunk the per-iteration summaries are printed, rows appended to
+``metrics.csv`` and the whole runner state checkpointed atomically. A diverged
+chunk (non-finite losses or parameters) or a Ctrl-C / SIGTERM ends the loop at
+a chunk boundary, so metrics and checkpoint always describe the same iteration,
+and ``resume`` continues from there exactly.
+"""
+
+from __future__ import annotations
+
+import math
+import signal
+import sys
+import threading
+import time
+from datetime import datetime
+from pathlib import Path
+
+import jax
+import numpy as np
+from tqdm import tqdm
+
+from ppo_jax import reporting
+from ppo_jax.checkpoint import (
+    CHECKPOINT_FILE,
+    load_checkpoint,
+    load_config,
+    save_checkpoint,
+    save_config,
+)
+from ppo_jax.experiment import (
+    Experiment,
+    RunSpec,
+    load_run_spec,
+    run_axis,
+    save_run_spec,
+)
+from ppo_jax.train import build_pipeline
+
+EXIT_DIVERGED = 3
+EXIT_INTERRUPTED = 130
+
+
+class RunDirError(RuntimeError):
+    """The run directory cannot be used."""
+
+
+def prepare_run_dir(run_dir: Path | None, env_name: str, overwrite: bool) -> Path:
+    if run_dir is None:
+        run_dir = Path("runs") / f"{env_name}-{datetime.now():%Y%m%d-%H%M%S}"
+    if run_dir.exists() and not run_dir.is_dir():
+        raise RunDirError(
+            f"run directory {str(run_dir)!r} exists and is not a directory"
+        )
+    if (run_dir / CHECKPOINT_FILE).exists() and not overwrite:
+        raise RunDirError(
+            f"run directory {str(run_dir)!r} already holds a run; "
+            "pass --overwrite to replace it or choose another --run-dir"
+        )
+    try:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        probe = run_dir / ".write_test"
+        probe.write_text("")
+        probe.unlink()
+    except OSError as e:
+        raise RunDirError(
+            f"run directory {str(run_dir)!r} is not writable ({e.strerror})"
+        ) from e
+    return run_dir
+
+
+class GracefulStop:
+    """Turn the first Ctrl-C (or SIGTERM) into a request to stop at a boundary.
+
+    The training loop checks ``requested`` after each chunk, so the run ends
+    with metrics and checkpoint of the same iteration. A second Ctrl-C aborts
+    at once (the last checkpoint on disk stays valid: writes are atomic).
+    """
+
+    def __init__(self):
+        self.requested = False
+        self._previous = {}
+
+    def _handler(self, signum, frame):
+        if self.requested:
+            raise KeyboardInterrupt
+        self.requested = True
+        print(
+            "\nstopping after the current chunk (Ctrl-C again to abort now)",
+            file=sys.stderr,
+            flush=True,
+        )
+
+    def __enter__(self):
+        if threading.current_thread() is threading.main_thread():
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                self._previous[sig] = signal.signal(sig, self._handler)
+        return self
+
+    def __exit__(self, *exc):
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler)
+        return False
+
+
+def run_training(
+    spec: RunSpec | None,
+    run_dir: Path | None,
+    *,
+    resume: Path | None = None,
+    overwrite: bool = False,
+    quiet: bool = False,
+) -> int:
+    """Train ``spec`` into ``run_dir`` (or continue the run in ``resume``).
+
+    Returns the exit code: 0 done, 3 diverged (NaN guard), 130 stopped.
+    Raises ConfigError, CheckpointError or RunDirError for bad input, before
+    anything compiles.
+    """
+    # Validate everything (config, sweep, env, run dir) before compiling.
+    if resume is not None:
+        run_dir = resume
+        spec = load_run_spec(run_dir, load_config(run_dir))
+    spec = spec.validate()
+    config = spec.config
+    pipeline = build_pipeline(config)
+    if resume is None:
+        run_dir = prepare_run_dir(run_dir, config.env_name, overwrite)
+        save_config(run_dir, config)
+        save_run_spec(run_dir, spec)
+    sweep_fields = tuple(name for name, _ in spec.sweep)
+    labels = spec.run_labels()
+    say = (lambda *_: None) if quiet else (lambda s: tqdm.write(s, file=sys.stdout))
+
+    chunk_len = min(config.save_freq, config.num_iterations)
+    runs = f", {spec.num_runs} runs" if spec.batched else ""
+    print(
+        f"ppo_jax: {config.env_name}, {config.num_envs} envs x "
+        f"{config.rollout_length} steps = {config.batch_size} steps/iteration, "
+        f"{config.num_iterations} iterations{runs}, {len(jax.devices())} "
+        f"device(s), run dir {run_dir}",
+        flush=True,
+    )
+
+    # Compile once, ahead of time, so compile time is measured on its own.
+    t0 = time.perf_counter()
+    experiment = Experiment(spec, pipeline, chunk_len)
+    if experiment.note:
+        print(experiment.note, flush=True)
+    init, run_chunk = experiment.compile()
+    compile_s = time.perf_counter() - t0
+    print(f"compiled in {compile_s:.2f} s", flush=True)
+
+    hp = experiment.hparams
+    if resume is not None:
+        restored, _ = load_checkpoint(run_dir, experiment.runner_shape)
+        runner = experiment.place(restored)
+        done = int(np.max(restored.iteration))
+        rows = [r for r in reporting.read_rows(run_dir) if r["iteration"] <= done]
+        print(f"resuming after iteration {done}", flush=True)
+    else:
+        runner = init(experiment.keys, hp)
+        save_checkpoint(run_dir, config, runner)  # iteration 0: always a good one
+        done, rows = 0, []
+    writer = reporting.MetricsWriter(run_dir, reporting.columns(sweep_fields), rows)
+    train_s, steps_run = 0.0, 0
+    diverged_at = None
+    num_chunks = math.ceil((config.num_iterations - done) / chunk_len)
+    bar = tqdm(
+        total=config.num_iterations,
+        initial=done,
+        unit="it",
+        disable=not sys.stderr.isatty(),
+    )
+    stop = GracefulStop()
+    try:
+        with stop:
+            for _ in range(num_chunks):
+                if stop.requested:
+                    break
+                t = time.perf_counter()
+                new_runner, metrics = run_chunk(runner, hp)
+                metrics = run_axis(jax.device_get(metrics), spec.batched)
+                keep = min(chunk_len, config.num_iterations - done)
+                finite = np.asarray(metrics.all_finite[:, :keep]).all(axis=0)
+                if not finite.all():
+                    # Keep metrics and checkpoint of the last good chunk boundary.
+                    diverged_at = done + int(np.argmin(finite)) + 1
+                    break
+                runner = new_runner
+                seconds = (time.perf_counter() - t) / keep
+                chunk_rows = reporting.metrics_rows(metrics, keep, seconds, labels)
+                writer.write(chunk_rows)
+                save_checkpoint(run_dir, config, runner)
+                rows += chunk_rows
+                done += keep
+                steps_run += keep * config.batch_size * spec.num_runs
+                train_s += time.perf_counter() - t
+                for i in range(keep):
+                    iteration = chunk_rows[i * spec.num_runs : (i + 1) * spec.num_runs]
+                    say(
+                        reporting.format_iteration(
+                            reporting.iteration_summary(iteration), spec.num_runs
+                        )
+                    )
+                bar.update(keep)
+                bar.set_postfix(ret=f"{reporting.recent_mean_return(rows, 1):.1f}")
+    except KeyboardInterrupt:  # a second Ctrl-C: abort mid-chunk
+        stop.requested = True
+    finally:
+        bar.close()
+        writer.close()
+
+    if rows:
+        title = f"ppo_jax on {config.env_name}"
+        reporting.plot_learning_curve(run_dir, title, sweep_fields)
+        if sweep_fields:
+            table = reporting.write_sweep_table(run_dir, rows, sweep_fields)
+            print(table.read_text(), end="")
+    timesteps = done * config.batch_size
+    sps = steps_run / train_s if train_s > 0 else 0.0
+    if diverged_at is not None:
+        print(
+            f"error: training diverged: non-finite loss or parameters at iteration "
+            f"{diverged_at}; stopped, keeping metrics and the checkpoint of "
+            f"iteration {done} (the last finite chunk) in {run_dir}",
+            file=sys.stderr,
+        )
+        return EXIT_DIVERGED
+    if stop.requested:
+        print(
+            f"stopped after iteration {done} of {config.num_iterations}: metrics "
+            f"and checkpoint up to there are in {run_dir}; continue with "
+            f"--resume {run_dir}",
+            file=sys.stderr,
+        )
+        return EXIT_INTERRUPTED
+    print(
+        f"final: timesteps={timesteps} mean_return="
+        f"{reporting.recent_mean_return(rows):.2f} sps={sps:.0f} "
+        f"compile_s={compile_s:.2f}",
+        flush=True,
+    )
+    return 0

@@ -1,0 +1,171 @@
+"""Research scale from the command line: seeds and sweeps in one compile,
+sharding over devices, and resume after a real SIGKILL."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+from conftest import ENV, TINY_ARGS, run_module
+
+from ppo_jax.checkpoint import CHECKPOINT_FILE
+from ppo_jax.cli import train_main
+from ppo_jax.reporting import read_rows
+
+COMPARED = ("mean_return", "mean_length", "actor_loss", "critic_loss", "entropy")
+SWEEP = ["--sweep", "lr=3e-4,1e-3", "--num-seeds", "2"]
+
+
+def assert_rows_close(got, want, rtol=1e-4):
+    assert [r["iteration"] for r in got] == [r["iteration"] for r in want]
+    for g, w in zip(got, want, strict=True):
+        for key in COMPARED:
+            np.testing.assert_allclose(
+                g[key], w[key], rtol=rtol, atol=1e-5, err_msg=key
+            )
+
+
+def rows_of_run(rows, run):
+    return [r for r in rows if r["run"] == run]
+
+
+@pytest.fixture(scope="module")
+def sweep_run(tmp_path_factory):
+    run_dir = tmp_path_factory.mktemp("sweep") / "run"
+    proc = run_module(
+        "ppo_jax.train", *TINY_ARGS, "--total-timesteps", "1000", *SWEEP,
+        "--run-dir", str(run_dir),
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    return run_dir, proc.stdout
+
+
+def test_sweep_writes_labelled_rows_table_and_plot(sweep_run):
+    run_dir, stdout = sweep_run
+    rows = read_rows(run_dir)
+    assert len(rows) == 5 * 4  # iterations x (2 lrs x 2 seeds)
+    labels = {(r["run"], r["seed"], r["lr"]) for r in rows}
+    assert labels == {(0, 0, 3e-4), (1, 1, 3e-4), (2, 0, 1e-3), (3, 1, 1e-3)}
+    table = (run_dir / "sweep.md").read_text()
+    assert "| lr | seeds | final return (mean ± std) |" in table
+    assert len(table.strip().splitlines()) == 4 and "| 0.001 | 2 |" in table
+    assert table.strip() in stdout
+    assert (run_dir / "learning_curve.png").stat().st_size > 0
+    assert json.loads((run_dir / "run.json").read_text())["num_seeds"] == 2
+
+
+def test_sweep_runs_equal_individual_runs(sweep_run, trained_run):
+    # trained_run is the same tiny config alone: seed 0, lr 3e-4 = run 0.
+    sweep_rows = read_rows(sweep_run[0])
+    assert_rows_close(rows_of_run(sweep_rows, 0), read_rows(trained_run[0]))
+    # Different settings really differ.
+    assert (
+        rows_of_run(sweep_rows, 0)[-1]["actor_loss"]
+        != rows_of_run(sweep_rows, 2)[-1]["actor_loss"]
+    )
+
+
+def run_on_two_devices(*args):
+    env = {**ENV, "XLA_FLAGS": "--xla_force_host_platform_device_count=2"}
+    return subprocess.run(
+        [sys.executable, "-m", "ppo_jax.train", *args],
+        capture_output=True, text=True, timeout=300, env=env,
+    )  # fmt: skip
+
+
+def test_two_devices_give_the_same_results(tmp_path, sweep_run, trained_run):
+    # Runs axis sharded over 2 devices.
+    sweep_dir = tmp_path / "sweep2"
+    proc = run_on_two_devices(
+        *TINY_ARGS, "--total-timesteps", "1000", *SWEEP, "--run-dir", str(sweep_dir)
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "2 device(s)" in proc.stdout and "note:" not in proc.stdout
+    got, want = read_rows(sweep_dir), read_rows(sweep_run[0])
+    for run in range(4):
+        assert_rows_close(rows_of_run(got, run), rows_of_run(want, run))
+    # A single run: its 4 envs sharded over 2 devices.
+    single_dir = tmp_path / "single2"
+    proc = run_on_two_devices(
+        *TINY_ARGS, "--total-timesteps", "1000", "--run-dir", str(single_dir)
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert_rows_close(read_rows(single_dir), read_rows(trained_run[0]))
+
+
+# Slow enough per iteration (many epochs) that a kill lands mid-run.
+RESUME_ARGS = [
+    "--num-envs", "4", "--rollout-length", "50", "--max-episode-steps", "50",
+    "--update-epochs", "40", "--save-freq", "2", "--total-timesteps", "12000",
+]  # fmt: skip
+
+
+def checkpoint_iteration(run_dir):
+    from ppo_jax.evaluate import load_run
+
+    return int(load_run(run_dir)[1].iteration)
+
+
+def test_killed_then_resumed_equals_uninterrupted(tmp_path):
+    whole = tmp_path / "whole"
+    proc = run_module("ppo_jax.train", *RESUME_ARGS, "--run-dir", str(whole))
+    assert proc.returncode == 0, proc.stderr
+
+    killed = tmp_path / "killed"
+    child = subprocess.Popen(
+        [sys.executable, "-m", "ppo_jax.train", *RESUME_ARGS, "--run-dir", str(killed)],
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=ENV,
+    )  # fmt: skip
+    try:
+        deadline = time.time() + 120
+        while True:
+            assert child.poll() is None, "finished before it could be killed"
+            assert time.time() < deadline, "no checkpoint after iteration 0"
+            if (killed / "metrics.csv").exists() and len(read_rows(killed)) >= 4:
+                break
+            time.sleep(0.05)
+        os.kill(child.pid, signal.SIGKILL)
+        child.wait(timeout=30)
+    finally:
+        child.kill()
+    stopped_at = checkpoint_iteration(killed)
+    assert 2 <= stopped_at < 60  # killed mid-run, after some checkpoint
+
+    proc = run_module("ppo_jax.train", "--resume", str(killed))
+    assert proc.returncode == 0, proc.stderr
+    assert f"resuming after iteration {stopped_at}" in proc.stdout
+    assert checkpoint_iteration(killed) == 60
+    # Same metrics, row for row (wall-clock seconds aside), and the same final
+    # checkpoint, bit for bit.
+    def without_seconds(rows):
+        return [{k: v for k, v in r.items() if k != "seconds"} for r in rows]
+
+    assert without_seconds(read_rows(killed)) == without_seconds(read_rows(whole))
+    assert (killed / CHECKPOINT_FILE).read_bytes() == (
+        whole / CHECKPOINT_FILE
+    ).read_bytes()
+
+
+def test_resume_refuses_new_settings(tmp_path, capsys, trained_run):
+    assert train_main(["--resume", str(trained_run[0]), "--lr", "0.1"]) == 2
+    assert "--resume continues a run with its own settings" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    "argv,message",
+    [
+        (["--sweep", "hidden_sizes=32,64"], "sweep='hidden_sizes'"),
+        (["--sweep", "lr"], "FIELD=V1,V2"),
+        (["--sweep", "lr=abc"], "FIELD=V1,V2"),
+        (["--sweep", "lr=-1,1e-3"], "lr=-1.0"),
+        (["--sweep", "gamma=0.9", "--sweep", "gamma=0.99"], "each field swept once"),
+    ],
+)
+def test_bad_sweeps(argv, message, capsys, tmp_path):
+    assert train_main([*argv, "--run-dir", str(tmp_path / "r")]) == 2
+    err = capsys.readouterr().err
+    assert message in err and err.count("\n") == 1
