@@ -7,6 +7,7 @@ gymnax|gymnasium] [--gif OUT.gif]`` (see ``ppo_jax.cli``); in Python,
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import jax
@@ -174,7 +175,13 @@ def _gymnasium_env(config, render: bool = False):
             "gymnasium",
             "gymnax unless gymnasium is installed (pip install -e '.[gym]')",
         ) from e
-    kwargs = {"render_mode": "rgb_array"} if render else {}
+    kwargs = {}
+    if render:
+        # Off-screen frames only: keep pygame (SDL) from probing for a display
+        # and a sound card, which fails noisily on headless machines.
+        os.environ.setdefault("SDL_VIDEODRIVER", "dummy")
+        os.environ.setdefault("SDL_AUDIODRIVER", "dummy")
+        kwargs["render_mode"] = "rgb_array"
     if config.max_episode_steps is not None:
         kwargs["max_episode_steps"] = config.max_episode_steps
     return gymnasium.make(config.env_name, **kwargs)
