@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import os
 import sys
 from pathlib import Path
 
@@ -198,7 +199,23 @@ def train_main(argv: list[str] | None = None) -> int:
         return _fail(str(e))
 
 
+def enable_compilation_cache() -> None:
+    """Let repeated CLI runs of the same program skip XLA compilation.
+
+    The cache lives in ``$PPO_JAX_CACHE_DIR`` (default ``~/.cache/ppo_jax``);
+    set it to ``off`` to disable. Only the command lines do this: library users
+    keep their own JAX settings.
+    """
+    import jax
+
+    cache_dir = os.environ.get("PPO_JAX_CACHE_DIR", "~/.cache/ppo_jax")
+    if cache_dir.lower() in ("off", "0", "none", ""):
+        return
+    jax.config.update("jax_compilation_cache_dir", os.path.expanduser(cache_dir))
+
+
 def _train(args: argparse.Namespace) -> int:
+    enable_compilation_cache()
     if args.resume is not None:
         return run_training(None, None, resume=args.resume, quiet=args.quiet)
     config = config_from_args(args)
