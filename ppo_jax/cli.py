@@ -102,7 +102,12 @@ def build_train_parser() -> argparse.ArgumentParser:
         prog="python -m ppo_jax.train",
         description="Train PPO on a gymnax environment; every config field is a flag.",
     )
-    p.add_argument("--preset", default="tutorial", choices=sorted(PRESETS))
+    p.add_argument(
+        "--preset",
+        default=None,
+        choices=sorted(PRESETS),
+        help="named hyperparameters, then the env's overrides (default: tutorial)",
+    )
     p.add_argument(
         "--env", dest="env_name", default=_UNSET, help=FIELD_HELP["env_name"]
     )
@@ -163,13 +168,18 @@ def build_train_parser() -> argparse.ArgumentParser:
     return p
 
 
-def config_from_args(args: argparse.Namespace) -> PPOConfig:
-    overrides = {
+def given_fields(args: argparse.Namespace) -> dict:
+    """The config fields set on the command line (flags left out are absent)."""
+    return {
         f.name: getattr(args, f.name)
         for f in dataclasses.fields(PPOConfig)
         if getattr(args, f.name) is not _UNSET
     }
-    return PPOConfig.from_preset(args.preset, **overrides).validate()
+
+
+def config_from_args(args: argparse.Namespace) -> PPOConfig:
+    preset = args.preset or "tutorial"
+    return PPOConfig.from_preset(preset, **given_fields(args)).validate()
 
 
 def _fail(message: str) -> int:
@@ -181,15 +191,11 @@ def train_main(argv: list[str] | None = None) -> int:
     parser = build_train_parser()
     args = parser.parse_args(argv)
     if args.resume is not None:
-        given = [
-            f.name
-            for f in dataclasses.fields(PPOConfig)
-            if getattr(args, f.name) is not _UNSET
-        ]
-        if given or args.sweep or args.num_seeds != 1 or args.run_dir:
+        extra = given_fields(args) or args.preset or args.sweep or args.run_dir
+        if extra or args.num_seeds != 1:
             return _fail(
                 "--resume continues a run with its own settings: give no config "
-                "flag, --sweep, --num-seeds or --run-dir with it"
+                "flag, --preset, --sweep, --num-seeds or --run-dir with it"
             )
     try:
         return _train(args)
