@@ -139,6 +139,7 @@ def test_killed_then_resumed_equals_uninterrupted(tmp_path):
     assert proc.returncode == 0, proc.stderr
     assert f"resuming after iteration {stopped_at}" in proc.stdout
     assert checkpoint_iteration(killed) == 60
+
     # Same metrics, row for row (wall-clock seconds aside), and the same final
     # checkpoint, bit for bit.
     def without_seconds(rows):

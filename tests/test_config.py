@@ -1,0 +1,48 @@
+"""Presets: the tutorial preset is SPEC.md's Pendulum column, every option off."""
+
+import pytest
+
+from ppo_jax import PRESETS, ConfigError, PPOConfig
+from ppo_jax.envs import make_env
+
+
+def test_tutorial_preset_is_the_tutorials_pendulum_column():
+    c = PRESETS["tutorial"]
+    assert c == PPOConfig()  # the default
+    assert (c.gamma, c.lr, c.clip_eps) == (0.99, 3e-4, 0.2)
+    assert (c.update_epochs, c.num_minibatches) == (10, 1)  # whole batch
+    assert c.hidden_sizes == (64, 64) and c.activation == "relu"
+    assert c.policy_std == "fixed" and c.action_variance == 0.5
+    assert c.batch_size == 2200 == 11 * 200  # 11 whole episodes
+    _, env_params = make_env(c)
+    assert env_params.max_steps_in_episode == 200
+    # Everything beyond the tutorial is off.
+    assert (c.advantage, c.optimizer) == ("rtg", "separate")
+    assert c.max_grad_norm is None and c.target_kl is None
+    assert (c.ent_coef, c.vf_coef, c.adam_eps) == (0.0, 1.0, 1e-8)
+    for flag in (
+        "anneal_lr",
+        "clip_value",
+        "clip_actions",
+        "ortho_init",
+        "normalize_obs",
+        "normalize_reward",
+        "bootstrap_truncation",
+    ):
+        assert getattr(c, flag) is False, flag
+
+
+def test_env_overrides_apply_before_user_overrides():
+    c = PPOConfig.from_preset("tuned", env_name="CartPole-v1", lr=1e-3)
+    assert c.policy_std is None and c.gamma == 0.99  # the env's override
+    assert c.lr == 1e-3  # the user's wins
+    assert PPOConfig.from_preset("tuned").policy_std == "learned"
+
+
+def test_unknown_preset_and_round_trip():
+    with pytest.raises(ConfigError, match="preset='fast'"):
+        PPOConfig.from_preset("fast")
+    c = PRESETS["tuned"]
+    assert PPOConfig.from_dict(c.to_dict()) == c
+    with pytest.raises(ConfigError, match="not a PPOConfig field"):
+        PPOConfig.from_dict({"learning_rate": 1.0})
