@@ -14,7 +14,7 @@ import sys
 from pathlib import Path
 
 from ppo_jax.checkpoint import CheckpointError
-from ppo_jax.config import PRESETS, ConfigError, PPOConfig
+from ppo_jax.config import BOOL_FIELDS, PRESETS, ConfigError, PPOConfig
 from ppo_jax.experiment import RunSpec, parse_sweep
 from ppo_jax.host_loop import RunDirError, run_training
 
@@ -114,7 +114,7 @@ def build_train_parser() -> argparse.ArgumentParser:
     for field in dataclasses.fields(PPOConfig):
         flag = "--" + field.name.replace("_", "-")
         help_text = f"{FIELD_HELP[field.name]} (default: the preset's)"
-        if isinstance(field.default, bool):
+        if field.name in BOOL_FIELDS:
             p.add_argument(
                 flag,
                 dest=field.name,
@@ -267,16 +267,27 @@ def build_evaluate_parser() -> argparse.ArgumentParser:
 def evaluate_main(argv: list[str] | None = None) -> int:
     args = build_evaluate_parser().parse_args(argv)
     try:
-        from ppo_jax.evaluate import evaluate_gymnasium, evaluate_run, render_gif
+        from ppo_jax import evaluate
+        from ppo_jax.checkpoint import load_config
 
+        if args.backend == "gymnasium" or args.gif is not None:
+            evaluate.check_gymnasium(load_config(args.run_dir))
+        pipeline, runner = evaluate.load_run(args.run_dir, args.run)  # loaded once
+        config = pipeline.config
+        if args.backend == "gymnasium" or args.gif is not None:
+            policy = evaluate.numpy_policy(pipeline, runner)
         if args.backend == "gymnasium":
-            returns, lengths = evaluate_gymnasium(
-                args.run_dir, args.episodes, args.seed
+            returns, lengths = evaluate.evaluate_gymnasium(
+                config, policy, args.episodes, args.seed
             )
         else:
-            returns, lengths = evaluate_run(args.run_dir, args.episodes, args.seed)
+            returns, lengths = evaluate.evaluate_run(
+                pipeline, runner, args.episodes, args.seed
+            )
         if args.gif is not None:
-            gif_return, gif_length = render_gif(args.run_dir, args.gif, args.seed)
+            gif_return, gif_length = evaluate.render_gif(
+                config, policy, args.gif, args.seed
+            )
     except (ConfigError, CheckpointError) as e:
         if args.debug:
             raise

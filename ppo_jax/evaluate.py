@@ -119,11 +119,11 @@ def load_run(run_dir: str | Path, run: int = 0):
     return pipeline, runner
 
 
-def evaluate_run(
-    run_dir: str | Path, num_episodes: int = 10, seed: int = 0, run: int = 0
-):
-    """Evaluate a run directory's checkpoint; returns numpy ``(returns, lengths)``."""
-    pipeline, runner = load_run(run_dir, run)
+def evaluate_run(pipeline, runner, num_episodes: int = 10, seed: int = 0):
+    """Evaluate a loaded run (see :func:`load_run`) in its gymnax env.
+
+    Returns numpy ``(returns, lengths)``.
+    """
     fn = jax.jit(
         lambda params, stats, key: evaluate_policy(
             pipeline, params, stats, key, num_episodes
@@ -136,17 +136,21 @@ def evaluate_run(
 
 
 def load_policy(run_dir: str | Path, run: int = 0):
-    """Return ``policy(obs) -> action`` for a trained run (deterministic).
+    """``policy(obs) -> action`` of a run directory: :func:`numpy_policy` of
+    :func:`load_run`. ``run`` picks a run of a multi-seed or sweep directory."""
+    return numpy_policy(*load_run(run_dir, run))
+
+
+def numpy_policy(pipeline, runner):
+    """Return ``policy(obs) -> action`` for a loaded run (deterministic).
 
     ``obs`` is a raw (unnormalized) numpy observation ``[obs_dim]`` or
     ``[batch, obs_dim]``. For continuous actions the result is the Gaussian
     mean, float32 ``[action_dim]`` or ``[batch, action_dim]`` (unclipped, as the
     tutorial's test mode sends it, or clipped to the bounds when the run
     trained with ``clip_actions``); for discrete actions the most likely
-    action, int32 ``[]`` or ``[batch]``. Needs only numpy to call. ``run``
-    picks a run of a multi-seed or sweep directory.
+    action, int32 ``[]`` or ``[batch]``. Needs only numpy to call.
     """
-    pipeline, runner = load_run(run_dir, run)
     act = jax.jit(
         make_deterministic_policy(
             pipeline, runner.agent.actor_params, runner.envs.obs_stats
@@ -159,7 +163,9 @@ def load_policy(run_dir: str | Path, run: int = 0):
     return policy
 
 
-def _gymnasium_env(config, render: bool = False):
+def check_gymnasium(config):
+    """Refuse, before any loading, envs gymnasium lacks or a missing install;
+    returns the gymnasium module."""
     if config.env_name not in GYMNASIUM_ENVS:
         raise ConfigError(
             "backend",
@@ -175,6 +181,11 @@ def _gymnasium_env(config, render: bool = False):
             "gymnasium",
             "gymnax unless gymnasium is installed (pip install -e '.[gym]')",
         ) from e
+    return gymnasium
+
+
+def _gymnasium_env(config, render: bool = False):
+    gymnasium = check_gymnasium(config)
     kwargs = {}
     if render:
         # Off-screen frames only: keep pygame (SDL) from probing for a display
@@ -210,17 +221,13 @@ def run_gymnasium_episode(env, policy, seed: int, frames: list | None = None):
     return total, length
 
 
-def evaluate_gymnasium(
-    run_dir: str | Path, num_episodes: int = 10, seed: int = 0, run: int = 0
-):
-    """Run the trained policy in gymnasium's env of the same name.
+def evaluate_gymnasium(config, policy, num_episodes: int = 10, seed: int = 0):
+    """Run ``policy`` (numpy in, numpy out: :func:`numpy_policy`) in gymnasium's
+    env of ``config.env_name``; episode ``i`` resets with seed ``seed + i``.
 
-    The policy goes through :func:`load_policy` (numpy in, numpy out); episode
-    ``i`` resets with seed ``seed + i``. Returns numpy ``(returns, lengths)``.
+    Returns numpy ``(returns, lengths)``.
     """
-    config = load_config(run_dir)
     env = _gymnasium_env(config)
-    policy = load_policy(run_dir, run)
     results = [
         run_gymnasium_episode(env, policy, seed + i) for i in range(num_episodes)
     ]
@@ -229,15 +236,14 @@ def evaluate_gymnasium(
     return np.asarray(returns, np.float32), np.asarray(lengths, np.int32)
 
 
-def render_gif(run_dir: str | Path, path: str | Path, seed: int = 0, run: int = 0):
-    """Render one deterministic episode to an animated GIF (gymnasium's
+def render_gif(config, policy, path: str | Path, seed: int = 0):
+    """Render one episode of ``policy`` to an animated GIF (gymnasium's
     ``rgb_array`` frames). Returns ``(return, length)`` of that episode."""
     from PIL import Image
 
-    config = load_config(run_dir)
     env = _gymnasium_env(config, render=True)
     frames: list = []
-    result = run_gymnasium_episode(env, load_policy(run_dir, run), seed, frames)
+    result = run_gymnasium_episode(env, policy, seed, frames)
     env.close()
     images = [Image.fromarray(f) for f in frames]
     try:

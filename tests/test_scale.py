@@ -170,3 +170,15 @@ def test_bad_sweeps(argv, message, capsys, tmp_path):
     assert train_main([*argv, "--run-dir", str(tmp_path / "r")]) == 2
     err = capsys.readouterr().err
     assert message in err and err.count("\n") == 1
+
+
+def test_evaluate_picks_the_requested_run(sweep_run, capsys):
+    from ppo_jax.cli import evaluate_main
+
+    summaries = []
+    for run in ("0", "3"):
+        assert evaluate_main([str(sweep_run[0]), "--run", run, "--episodes", "2"]) == 0
+        summaries.append(capsys.readouterr().out.strip().splitlines()[-1])
+    assert summaries[0] != summaries[1]  # seed 0 / lr 3e-4 vs seed 1 / lr 1e-3
+    assert evaluate_main([str(sweep_run[0]), "--run", "4"]) == 2
+    assert "run=4 is not allowed: an index from 0 to 3" in capsys.readouterr().err
