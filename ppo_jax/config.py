@@ -266,14 +266,9 @@ def _check_float(
         raise ConfigError(name, value, f"a finite number {lo}{hi}")
 
 
-BOOL_FIELDS = (
-    "anneal_lr",
-    "clip_value",
-    "clip_actions",
-    "ortho_init",
-    "normalize_obs",
-    "normalize_reward",
-    "bootstrap_truncation",
+# The on/off switches: every field whose default is a bool.
+BOOL_FIELDS = tuple(
+    f.name for f in dataclasses.fields(PPOConfig) if isinstance(f.default, bool)
 )
 
 PRESETS: dict[str, PPOConfig] = {

@@ -207,7 +207,8 @@ def run_training(
                         )
                     )
                 bar.update(keep)
-                bar.set_postfix(ret=f"{reporting.recent_mean_return(rows, 1):.1f}")
+                latest = reporting.recent_mean_return(chunk_rows, 1)
+                bar.set_postfix(ret=f"{latest:.1f}")
     except KeyboardInterrupt:  # a second Ctrl-C: abort mid-chunk
         stop.requested = True
     finally:

@@ -120,10 +120,10 @@ def make_rollout(env, env_params, actor, policy, config: PPOConfig, spec: EnvSpe
             obs_stats = envs.obs_stats
             if config.normalize_obs:
                 obs_stats = update_running_stats(obs_stats, next_obs)
-            disc_return = envs.discounted_return * hp.gamma + reward
-            return_stats = envs.return_stats
+            disc_return, return_stats = envs.discounted_return, envs.return_stats
             learn_reward = reward
             if config.normalize_reward:
+                disc_return = disc_return * hp.gamma + reward
                 return_stats = update_running_stats(return_stats, disc_return)
                 learn_reward = scale(reward, return_stats)
 

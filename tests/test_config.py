@@ -3,6 +3,7 @@
 import pytest
 
 from ppo_jax import PRESETS, ConfigError, PPOConfig
+from ppo_jax.config import BOOL_FIELDS
 from ppo_jax.envs import make_env
 
 
@@ -20,15 +21,8 @@ def test_tutorial_preset_is_the_tutorials_pendulum_column():
     assert (c.advantage, c.optimizer) == ("rtg", "separate")
     assert c.max_grad_norm is None and c.target_kl is None
     assert (c.ent_coef, c.vf_coef, c.adam_eps) == (0.0, 1.0, 1e-8)
-    for flag in (
-        "anneal_lr",
-        "clip_value",
-        "clip_actions",
-        "ortho_init",
-        "normalize_obs",
-        "normalize_reward",
-        "bootstrap_truncation",
-    ):
+    assert len(BOOL_FIELDS) == 7  # anneal_lr, clip_value, ... (none forgotten)
+    for flag in BOOL_FIELDS:
         assert getattr(c, flag) is False, flag
 
 
