@@ -154,30 +154,32 @@ def run_training(
     compile_s = time.perf_counter() - t0
     print(f"compiled in {compile_s:.2f} s", flush=True)
 
-    hp = experiment.hparams
-    if resume is not None:
-        restored, _ = load_checkpoint(run_dir, experiment.runner_shape)
-        runner = experiment.place(restored)
-        done = int(np.max(restored.iteration))
-        rows = [r for r in reporting.read_rows(run_dir) if r["iteration"] <= done]
-        print(f"resuming after iteration {done}", flush=True)
-    else:
-        runner = init(experiment.keys, hp)
-        save_checkpoint(run_dir, config, runner)  # iteration 0: always a good one
-        done, rows = 0, []
-    writer = reporting.MetricsWriter(run_dir, reporting.columns(sweep_fields), rows)
-    train_s, steps_run = 0.0, 0
-    diverged_at = None
-    num_chunks = math.ceil((config.num_iterations - done) / chunk_len)
-    bar = tqdm(
-        total=config.num_iterations,
-        initial=done,
-        unit="it",
-        disable=not sys.stderr.isatty(),
-    )
+    # From the first checkpoint on, Ctrl-C / SIGTERM means "stop at the next
+    # chunk boundary" (metrics and checkpoint then describe the same iteration).
     stop = GracefulStop()
-    try:
-        with stop:
+    with stop:
+        hp = experiment.hparams
+        if resume is not None:
+            restored, _ = load_checkpoint(run_dir, experiment.runner_shape)
+            runner = experiment.place(restored)
+            done = int(np.max(restored.iteration))
+            rows = [r for r in reporting.read_rows(run_dir) if r["iteration"] <= done]
+            print(f"resuming after iteration {done}", flush=True)
+        else:
+            runner = init(experiment.keys, hp)
+            save_checkpoint(run_dir, config, runner)  # iteration 0: always a good one
+            done, rows = 0, []
+        writer = reporting.MetricsWriter(run_dir, reporting.columns(sweep_fields), rows)
+        train_s, steps_run = 0.0, 0
+        diverged_at = None
+        num_chunks = math.ceil((config.num_iterations - done) / chunk_len)
+        bar = tqdm(
+            total=config.num_iterations,
+            initial=done,
+            unit="it",
+            disable=not sys.stderr.isatty(),
+        )
+        try:
             for _ in range(num_chunks):
                 if stop.requested:
                     break
@@ -209,11 +211,11 @@ def run_training(
                 bar.update(keep)
                 latest = reporting.recent_mean_return(chunk_rows, 1)
                 bar.set_postfix(ret=f"{latest:.1f}")
-    except KeyboardInterrupt:  # a second Ctrl-C: abort mid-chunk
-        stop.requested = True
-    finally:
-        bar.close()
-        writer.close()
+        except KeyboardInterrupt:  # a second Ctrl-C: abort mid-chunk
+            stop.requested = True
+        finally:
+            bar.close()
+            writer.close()
 
     if rows:
         title = f"ppo_jax on {config.env_name}"
