@@ -35,7 +35,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 from common import machine  # noqa: E402
 
 from ppo_jax import PPOConfig, build_pipeline, make_train  # noqa: E402
-from ppo_jax.evaluate import evaluate_policy  # noqa: E402
+from ppo_jax.evaluation import evaluate_policy  # noqa: E402
 
 RESULTS = Path(__file__).parent / "results"
 RUNS = RESULTS / "learning"

@@ -32,7 +32,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 from common import compile_and_time, machine  # noqa: E402
 
 from ppo_jax import PPOConfig, make_train  # noqa: E402
-from ppo_jax.cli import train_main  # noqa: E402
+from ppo_jax.train import main as train_main  # noqa: E402
 
 RESULTS = Path(__file__).parent / "results"
 

@@ -100,8 +100,8 @@ def training_sps(config: PPOConfig, repeats: int, num_seeds: int = 1):
 def env_ceiling_sps(num_envs: int, steps: int, repeats: int) -> float:
     """vmapped env.step with uniformly random actions, in lax.scan."""
     pipeline = build_pipeline(PPOConfig(num_envs=num_envs))
-    env, params, spec = pipeline.env, pipeline.env_params, pipeline.spec
-    envs = reset_envs(env, params, jax.random.key(0), pipeline.config)
+    env, params, spec = pipeline.setup
+    envs = reset_envs(pipeline.setup, jax.random.key(0), pipeline.config)
     step = jax.vmap(env.step, in_axes=(0, 0, 0, None))
 
     def run(state, key):

@@ -19,30 +19,43 @@ __version__ = "0.1.0"
 _EXPORTS = {
     "PPOConfig": "ppo_jax.config",
     "Hyperparams": "ppo_jax.config",
-    "ConfigError": "ppo_jax.config",
     "PRESETS": "ppo_jax.config",
+    "ConfigError": "ppo_jax.schema",
+    "EnvSpec": "ppo_jax.envs",
+    "Environment": "ppo_jax.envs",
+    "FAMILIES": "ppo_jax.envs",
+    "make_env": "ppo_jax.envs",
+    "ActorCritic": "ppo_jax.networks",
+    "ActorOutput": "ppo_jax.networks",
+    "Network": "ppo_jax.networks",
+    "NetworkFactory": "ppo_jax.networks",
+    "NETWORKS": "ppo_jax.networks",
+    "flax_network": "ppo_jax.networks",
+    "Policy": "ppo_jax.policy",
     "rewards_to_go": "ppo_jax.returns",
     "normalize_advantages": "ppo_jax.returns",
-    "make_train": "ppo_jax.train",
-    "make_chunk": "ppo_jax.train",
-    "build_pipeline": "ppo_jax.train",
-    "Metrics": "ppo_jax.train",
-    "RunnerState": "ppo_jax.train",
-    "load_policy": "ppo_jax.evaluate",
-    "evaluate_policy": "ppo_jax.evaluate",
-    "CheckpointError": "ppo_jax.checkpoint",
-    "RunSpec": "ppo_jax.experiment",
+    "make_train": "ppo_jax.pipeline",
+    "make_chunk": "ppo_jax.pipeline",
+    "build_pipeline": "ppo_jax.pipeline",
+    "Metrics": "ppo_jax.pipeline",
+    "RunnerState": "ppo_jax.pipeline",
+    "load_policy": "ppo_jax.evaluation",
+    "load_run": "ppo_jax.evaluation",
+    "evaluate_policy": "ppo_jax.evaluation",
+    "CheckpointError": "ppo_jax.rundir",
+    "RunDirError": "ppo_jax.rundir",
+    "RunSpec": "ppo_jax.runspec",
     "Experiment": "ppo_jax.experiment",
     "run_training": "ppo_jax.host_loop",
 }
 __all__ = sorted(_EXPORTS)
 
 
-def __getattr__(name: str):
+def __getattr__(name: str) -> object:
     if name in _EXPORTS:
         return getattr(import_module(_EXPORTS[name]), name)
     raise AttributeError(f"module 'ppo_jax' has no attribute {name!r}")
 
 
-def __dir__():
+def __dir__() -> list[str]:
     return sorted(list(globals()) + __all__)

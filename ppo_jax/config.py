@@ -1,64 +1,59 @@
 """Configuration: one frozen dataclass, named presets, and validation.
 
-Fields that change array shapes or program structure (``num_envs``,
-``rollout_length``, ``hidden_sizes``, the option switches, ...) are *static*:
-changing them means a new compile. Fields that are plain numbers inside the
-computation (``lr``, ``gamma``, ``clip_eps``, ``gae_lambda``, ``ent_coef``, ...)
-are copied into a :class:`Hyperparams` pytree that ``train`` takes as an
-argument, so they can be traced and ``jax.vmap``-ed over for sweeps without
-recompiling. Optional limits (``max_grad_norm``, ``target_kl``) are ``None`` in
-the config and ``inf`` in :class:`Hyperparams` (a limit that never triggers).
+Every field is declared once with :func:`ppo_jax.schema.option`: its help text
+(CLI ``--help`` and README's options table), whether it is *traceable* and the
+values it allows. Fields that change array shapes or program structure
+(``num_envs``, ``rollout_length``, ``hidden_sizes``, the option switches, ...)
+are *static*: changing them means a new compile. Traceable fields are plain
+numbers inside the computation (``lr``, ``gamma``, ``clip_eps``, ...); they are
+copied into a :class:`Hyperparams` pytree that ``train`` takes as an argument,
+so they can be traced and ``jax.vmap``-ed over for sweeps without recompiling.
+Optional limits (``max_grad_norm``, ``target_kl``) are ``None`` in the config
+and ``inf`` in :class:`Hyperparams` (a limit that never triggers).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import math
-from typing import Any
+from typing import Any, Literal
 
+import jax
 import jax.numpy as jnp
 from flax import struct
 
-ACTIVATIONS = ("relu", "tanh")
-ADVANTAGES = ("rtg", "gae")
-OPTIMIZERS = ("separate", "joint")
-POLICY_STDS = ("fixed", "learned", None)
+from ppo_jax.schema import ConfigError, check_fields, field_kinds, option
 
-
-class ConfigError(ValueError):
-    """A config field holds a value that is not allowed.
-
-    The message is one sentence naming the field, the value and what is allowed.
-    """
-
-    def __init__(self, field: str, value: Any, allowed: str):
-        self.field = field
-        self.value = value
-        self.allowed = allowed
-        super().__init__(f"{field}={value!r} is not allowed: {allowed}.")
+__all__ = [
+    "BOOL_FIELDS",
+    "ConfigError",
+    "ENV_OVERRIDES",
+    "Hyperparams",
+    "PPOConfig",
+    "PRESETS",
+    "TRACEABLE_FIELDS",
+]
 
 
 @struct.dataclass
 class Hyperparams:
-    """The traceable hyperparameters: scalars (or batched arrays under vmap).
+    """The traceable config fields: float32 scalars (or ``[R]`` arrays under vmap).
 
-    All float32. Building one from a config: ``config.hyperparams()``.
+    Built from a config with ``config.hyperparams()``; its fields are exactly
+    the config fields declared ``traceable`` (a test checks it).
     """
 
-    lr: jnp.ndarray
-    gamma: jnp.ndarray
-    clip_eps: jnp.ndarray
-    action_variance: jnp.ndarray
-    gae_lambda: jnp.ndarray
-    ent_coef: jnp.ndarray
-    vf_coef: jnp.ndarray
-    max_grad_norm: jnp.ndarray  # inf: no clipping
-    adam_eps: jnp.ndarray
-    target_kl: jnp.ndarray  # inf: never stop early
-    init_log_std: jnp.ndarray
-
-
-TRACEABLE_FIELDS = tuple(f.name for f in dataclasses.fields(Hyperparams))
+    lr: jax.Array
+    gamma: jax.Array
+    gae_lambda: jax.Array
+    clip_eps: jax.Array
+    ent_coef: jax.Array
+    vf_coef: jax.Array
+    max_grad_norm: jax.Array  # inf: no clipping
+    adam_eps: jax.Array
+    target_kl: jax.Array  # inf: never stop early
+    action_variance: jax.Array
+    init_log_std: jax.Array
 
 
 @dataclasses.dataclass(frozen=True)
@@ -71,45 +66,108 @@ class PPOConfig:
     option beyond the tutorial defaults to off / the tutorial's behaviour.
     """
 
-    # Environment
-    env_name: str = "Pendulum-v1"
-    max_episode_steps: int | None = None  # overrides the env's time limit
+    # Environment and networks
+    env_name: str = option(
+        "Pendulum-v1",
+        "environment (--env for short): a gymnax name (Pendulum-v1), FAMILY/NAME "
+        "(gymnax/CartPole-v1) or module:Class for your own",
+    )
+    obs_key: str | None = option(
+        None, "the key the networks read from dict observations (none: arrays)"
+    )
+    max_episode_steps: int | None = option(
+        None, "episode time limit replacing the env's (none: the env's own)", low=1
+    )
+    network: str = option("mlp", "network factory: mlp, or module:factory for your own")
     # Batch: rollout_length x num_envs environment steps per iteration
-    num_envs: int = 11
-    rollout_length: int = 200
-    total_timesteps: int = 1_000_000
+    num_envs: int = option(11, "parallel environments", low=1)
+    rollout_length: int = option(200, "steps per environment per iteration", low=1)
+    total_timesteps: int = option(
+        1_000_000, "environment steps to simulate (rounded up to whole iterations)",
+        low=1,
+    )  # fmt: skip
     # Optimisation
-    lr: float = 3e-4
-    gamma: float = 0.99
-    clip_eps: float = 0.2
-    update_epochs: int = 10  # the tutorial's n_updates_per_iteration
-    num_minibatches: int = 1  # 1 = the whole batch, as the tutorial
-    advantage: str = "rtg"  # "rtg": G - V(s) (tutorial); "gae": GAE(lambda)
-    gae_lambda: float = 0.95
-    ent_coef: float = 0.0  # entropy bonus weight
-    vf_coef: float = 1.0  # value loss weight
-    optimizer: str = "separate"  # "separate": an Adam each (tutorial); "joint"
-    max_grad_norm: float | None = None  # global-norm gradient clipping
-    adam_eps: float = 1e-8
-    anneal_lr: bool = False  # linear decay to 0 over all gradient steps
-    target_kl: float | None = None  # stop remaining epochs once KL exceeds it
-    clip_value: bool = False  # PPO2-style value clipping with clip_eps
+    lr: float = option(
+        3e-4, "Adam learning rate of actor and critic", traceable=True, low=0.0,
+        low_open=True,
+    )  # fmt: skip
+    gamma: float = option(0.99, "discount factor", traceable=True, low=0.0, high=1.0)
+    advantage: Literal["rtg", "gae"] = option(
+        "rtg", "rtg: rewards-to-go minus V(s) (tutorial); gae: GAE(gae_lambda)"
+    )
+    gae_lambda: float = option(
+        0.95, "GAE lambda (advantage gae)", traceable=True, low=0.0, high=1.0
+    )
+    clip_eps: float = option(
+        0.2, "PPO clip range epsilon", traceable=True, low=0.0, low_open=True
+    )
+    update_epochs: int = option(
+        10, "epochs per iteration (tutorial: n_updates_per_iteration)", low=1
+    )
+    num_minibatches: int = option(
+        1, "minibatches per epoch, a divisor of the batch (1: the whole batch)", low=1
+    )
+    ent_coef: float = option(0.0, "entropy bonus weight", traceable=True, low=0.0)
+    vf_coef: float = option(1.0, "value loss weight", traceable=True, low=0.0)
+    optimizer: Literal["separate", "joint"] = option(
+        "separate", "separate: an Adam each for actor and critic (tutorial); joint"
+    )
+    max_grad_norm: float | None = option(
+        None, "global-norm gradient clipping, per network with separate (none: off)",
+        traceable=True, low=0.0, low_open=True,
+    )  # fmt: skip
+    adam_eps: float = option(
+        1e-8, "Adam epsilon", traceable=True, low=0.0, low_open=True
+    )
+    anneal_lr: bool = option(
+        False, "learning rate falls linearly to 0 over all gradient steps"
+    )
+    target_kl: float | None = option(
+        None,
+        "skip the remaining epochs once an epoch's mean KL exceeds it (none: off)",
+        traceable=True,
+        low=0.0,
+        low_open=True,
+    )
+    clip_value: bool = option(
+        False, "PPO2 value clipping: clip_eps around the rollout's values"
+    )
     # Policy and networks
-    policy_std: str | None = "fixed"  # Gaussian std: "fixed", "learned"; None:
-    #                                   discrete actions (Categorical policy)
-    action_variance: float = 0.5  # the fixed variance (policy_std="fixed")
-    init_log_std: float = 0.0  # initial log-std (policy_std="learned")
-    clip_actions: bool = False  # clip to the action bounds before env.step
-    hidden_sizes: tuple[int, ...] = (64, 64)
-    activation: str = "relu"
-    ortho_init: bool = False  # orthogonal init (else PyTorch's nn.Linear init)
+    policy_std: Literal["fixed", "learned"] | None = option(
+        "fixed",
+        "Gaussian std: fixed (action_variance, tutorial) or learned (state-"
+        "independent, from init_log_std); none for discrete actions",
+    )
+    action_variance: float = option(
+        0.5, "the fixed Gaussian variance (tutorial: 0.5)", traceable=True, low=0.0,
+        low_open=True,
+    )  # fmt: skip
+    init_log_std: float = option(
+        0.0, "initial learned log-std", traceable=True, low=-20.0, high=5.0
+    )
+    clip_actions: bool = option(
+        False, "clip actions to the env's bounds before stepping (sample stored)"
+    )
+    hidden_sizes: tuple[int, ...] = option(
+        (64, 64), "hidden layer widths, comma-separated", low=1
+    )
+    activation: Literal["relu", "tanh"] = option("relu", "hidden activation")
+    ortho_init: bool = option(False, "orthogonal init (else PyTorch's nn.Linear init)")
     # Normalization and time limits
-    normalize_obs: bool = False  # running mean/std of observations
-    normalize_reward: bool = False  # scale rewards by running return std
-    bootstrap_truncation: bool = False  # bootstrap V(final obs) at time limits
+    normalize_obs: bool = option(
+        False, "normalize observations by their running mean and std"
+    )
+    normalize_reward: bool = option(
+        False, "divide rewards by the running std of the discounted return"
+    )
+    bootstrap_truncation: bool = option(
+        False, "at a time limit, bootstrap from V(final observation)"
+    )
     # Bookkeeping
-    save_freq: int = 10  # iterations between checkpoints (and progress reports)
-    seed: int = 0
+    save_freq: int = option(
+        10, "iterations between progress reports and checkpoints", low=1
+    )
+    seed: int = option(0, "PRNG seed", low=0)
 
     # ------------------------------------------------------------------ derived
     @property
@@ -133,7 +191,7 @@ class PPOConfig:
     def hyperparams(self) -> Hyperparams:
         """The traceable fields as float32 scalars (``None`` limits as inf)."""
 
-        def value(name):
+        def value(name: str) -> float:
             v = getattr(self, name)
             return math.inf if v is None else v
 
@@ -156,9 +214,7 @@ class PPOConfig:
         unknown = sorted(set(d) - known)
         if unknown:
             raise ConfigError(unknown[0], d[unknown[0]], "not a PPOConfig field")
-        d = dict(d)
-        if "hidden_sizes" in d:
-            d["hidden_sizes"] = tuple(d["hidden_sizes"])
+        d = {k: tuple(v) if isinstance(v, list) else v for k, v in d.items()}
         return cls(**d)
 
     @classmethod
@@ -167,7 +223,7 @@ class PPOConfig:
         if name not in PRESETS:
             raise ConfigError("preset", name, f"one of {', '.join(PRESETS)}")
         env_name = overrides.get("env_name", PRESETS[name].env_name)
-        env_overrides = ENV_OVERRIDES.get((name, env_name), {})
+        env_overrides = ENV_OVERRIDES.get((name, _bare_env_name(env_name)), {})
         return (
             PRESETS[name]
             .replace(env_name=env_name, **env_overrides)
@@ -179,58 +235,10 @@ class PPOConfig:
         """Check every field; raise :class:`ConfigError` on the first bad one.
 
         Returns ``self`` so that it chains. Environment-dependent checks (the
-        name, the action space) live in :func:`ppo_jax.envs.make_env`.
+        name, the action space) happen where the env is built
+        (:func:`ppo_jax.envs.make_env`), still before anything compiles.
         """
-        for name in (
-            "num_envs",
-            "rollout_length",
-            "total_timesteps",
-            "update_epochs",
-            "num_minibatches",
-            "save_freq",
-        ):
-            _check_int(name, getattr(self, name), minimum=1)
-        _check_int("seed", self.seed, minimum=0)
-        if self.max_episode_steps is not None:
-            _check_int("max_episode_steps", self.max_episode_steps, minimum=1)
-        if not isinstance(self.env_name, str) or not self.env_name:
-            raise ConfigError("env_name", self.env_name, "a gymnax environment name")
-        _check_float("lr", self.lr, low=0.0, low_open=True)
-        _check_float("gamma", self.gamma, low=0.0, high=1.0)
-        _check_float("clip_eps", self.clip_eps, low=0.0, low_open=True)
-        _check_float("action_variance", self.action_variance, low=0.0, low_open=True)
-        _check_float("gae_lambda", self.gae_lambda, low=0.0, high=1.0)
-        _check_float("ent_coef", self.ent_coef, low=0.0)
-        _check_float("vf_coef", self.vf_coef, low=0.0)
-        _check_float("adam_eps", self.adam_eps, low=0.0, low_open=True)
-        _check_float("init_log_std", self.init_log_std, low=-20.0, high=5.0)
-        for name in ("max_grad_norm", "target_kl"):
-            if getattr(self, name) is not None:
-                _check_float(name, getattr(self, name), low=0.0, low_open=True)
-        for name, allowed in (
-            ("advantage", ADVANTAGES),
-            ("optimizer", OPTIMIZERS),
-            ("policy_std", POLICY_STDS),
-        ):
-            if getattr(self, name) not in allowed:
-                listed = ", ".join(str(a) for a in allowed)
-                raise ConfigError(name, getattr(self, name), f"one of {listed}")
-        for name in BOOL_FIELDS:
-            if not isinstance(getattr(self, name), bool):
-                raise ConfigError(name, getattr(self, name), "true or false")
-        sizes = self.hidden_sizes
-        if (
-            not isinstance(sizes, tuple)
-            or not sizes
-            or not all(_is_int(h) and h >= 1 for h in sizes)
-        ):
-            raise ConfigError(
-                "hidden_sizes", sizes, "a non-empty tuple of positive integers"
-            )
-        if self.activation not in ACTIVATIONS:
-            raise ConfigError(
-                "activation", self.activation, f"one of {', '.join(ACTIVATIONS)}"
-            )
+        check_fields(self)
         if self.batch_size % self.num_minibatches:
             raise ConfigError(
                 "num_minibatches",
@@ -241,35 +249,15 @@ class PPOConfig:
         return self
 
 
-def _is_int(x: Any) -> bool:
-    return isinstance(x, int) and not isinstance(x, bool)
+def _bare_env_name(env_name: str) -> str:
+    """``gymnax/CartPole-v1`` -> ``CartPole-v1`` (the key of ENV_OVERRIDES)."""
+    family, sep, task = env_name.partition("/")
+    return task if sep and family == "gymnax" else env_name
 
 
-def _check_int(name: str, value: Any, minimum: int) -> None:
-    if not _is_int(value) or value < minimum:
-        raise ConfigError(name, value, f"an integer >= {minimum}")
-
-
-def _check_float(
-    name: str,
-    value: Any,
-    low: float,
-    high: float = math.inf,
-    low_open: bool = False,
-) -> None:
-    ok = isinstance(value, (int, float)) and not isinstance(value, bool)
-    ok = ok and math.isfinite(value) and value <= high
-    ok = ok and (value > low if low_open else value >= low)
-    if not ok:
-        lo = f"> {low}" if low_open else f">= {low}"
-        hi = "" if math.isinf(high) else f" and <= {high}"
-        raise ConfigError(name, value, f"a finite number {lo}{hi}")
-
-
-# The on/off switches: every field whose default is a bool.
-BOOL_FIELDS = tuple(
-    f.name for f in dataclasses.fields(PPOConfig) if isinstance(f.default, bool)
-)
+TRACEABLE_FIELDS = tuple(k.name for k in field_kinds(PPOConfig) if k.traceable)
+# The on/off switches.
+BOOL_FIELDS = tuple(k.name for k in field_kinds(PPOConfig) if k.base is bool)
 
 PRESETS: dict[str, PPOConfig] = {
     # The tutorial's Pendulum column (SPEC.md section 1), vectorized as 11 envs
@@ -306,19 +294,19 @@ PRESETS: dict[str, PPOConfig] = {
 }
 
 # Per-environment changes to a preset, applied before the user's overrides.
-_DISCRETE_TUNED = dict(
-    policy_std=None,
-    clip_actions=False,
-    num_envs=8,
-    rollout_length=128,
-    num_minibatches=4,
-    update_epochs=4,
-    lr=2.5e-4,
-    gamma=0.99,
-    ent_coef=0.01,
-    normalize_reward=False,
-    total_timesteps=500_000,
-)
+_DISCRETE_TUNED: dict[str, Any] = {
+    "policy_std": None,
+    "clip_actions": False,
+    "num_envs": 8,
+    "rollout_length": 128,
+    "num_minibatches": 4,
+    "update_epochs": 4,
+    "lr": 2.5e-4,
+    "gamma": 0.99,
+    "ent_coef": 0.01,
+    "normalize_reward": False,
+    "total_timesteps": 500_000,
+}
 ENV_OVERRIDES: dict[tuple[str, str], dict[str, Any]] = {
     ("tuned", "CartPole-v1"): _DISCRETE_TUNED,
     # Acrobot's reset observations are nearly constant: early running statistics

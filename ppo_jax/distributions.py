@@ -1,10 +1,11 @@
-"""The policy's action distribution, chosen from the config and the env.
+"""The action distribution, chosen from the action space and ``policy_std``.
 
-- ``policy_std="fixed"`` (the tutorial): ``MultivariateNormal(mean,
-  diag(action_variance))``, variance 0.5 (std sqrt(0.5) ~= 0.7071), never learned.
-- ``policy_std="learned"``: diagonal Gaussian with a state-independent learned
-  log-std (a parameter of the actor).
-- discrete action spaces (``policy_std=None``): Categorical over the logits.
+- continuous actions, ``policy_std="fixed"`` (the tutorial):
+  ``MultivariateNormal(mean, diag(action_variance))``, variance 0.5 (std
+  sqrt(0.5) ~= 0.7071), never learned;
+- continuous actions, ``policy_std="learned"``: diagonal Gaussian with the
+  actor's state-independent learned log-std;
+- discrete actions: Categorical over the actor's logits.
 
 ``log_prob`` sums over action dimensions (shape ``[...]``), like torch's
 ``MultivariateNormal``.
@@ -12,12 +13,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import NamedTuple
 
 import distrax
 import jax
 import jax.numpy as jnp
 
+from ppo_jax.config import Hyperparams
 from ppo_jax.networks import ActorOutput
 
 
@@ -38,34 +41,47 @@ def learned_std_gaussian(
     )
 
 
-class PolicyDistribution(NamedTuple):
-    """How to turn the actor's output into actions.
-
-    dist(actor_output, hparams) -> distrax distribution
-    mode(actor_output) -> deterministic action (mean or argmax)
-    """
-
-    dist: object
-    mode: object
+def categorical(logits: jax.Array) -> distrax.Categorical:
+    """Categorical over the last axis of ``logits`` ``[..., num_actions]``."""
+    return distrax.Categorical(logits=logits)
 
 
-def make_policy_distribution(policy_std: str | None) -> PolicyDistribution:
-    if policy_std is None:
-        return PolicyDistribution(
-            dist=lambda a, hp: distrax.Categorical(logits=a.out),
-            mode=lambda a: jnp.argmax(a.out, axis=-1).astype(jnp.int32),
-        )
-    if policy_std == "fixed":
-        dist = lambda a, hp: fixed_variance_gaussian(a.out, hp.action_variance)  # noqa: E731
-    else:
-        dist = lambda a, hp: learned_std_gaussian(a.out, a.log_std)  # noqa: E731
-    return PolicyDistribution(dist=dist, mode=lambda a: a.out)
+class ActionDistribution(NamedTuple):
+    """How the actor's output becomes actions."""
+
+    # (actor output, hparams) -> distrax distribution over actions
+    dist: Callable[[ActorOutput, Hyperparams], distrax.Distribution]
+    # actor output -> deterministic action (Gaussian mean, or int32 argmax)
+    mode: Callable[[ActorOutput], jax.Array]
 
 
-__all__ = [
-    "ActorOutput",
-    "PolicyDistribution",
-    "fixed_variance_gaussian",
-    "learned_std_gaussian",
-    "make_policy_distribution",
-]
+def _fixed(a: ActorOutput, hp: Hyperparams) -> distrax.Distribution:
+    return fixed_variance_gaussian(a.out, hp.action_variance)
+
+
+def _learned(a: ActorOutput, hp: Hyperparams) -> distrax.Distribution:
+    assert a.log_std is not None  # the network checks guarantee it
+    return learned_std_gaussian(a.out, a.log_std)
+
+
+def _categorical(a: ActorOutput, hp: Hyperparams) -> distrax.Distribution:
+    return categorical(a.out)
+
+
+def _mean(a: ActorOutput) -> jax.Array:
+    return a.out
+
+
+def _argmax(a: ActorOutput) -> jax.Array:
+    return jnp.argmax(a.out, axis=-1).astype(jnp.int32)
+
+
+def make_action_distribution(
+    discrete: bool, policy_std: str | None
+) -> ActionDistribution:
+    """Categorical for discrete actions; the ``policy_std`` Gaussian otherwise."""
+    if discrete:
+        return ActionDistribution(dist=_categorical, mode=_argmax)
+    return ActionDistribution(
+        dist=_learned if policy_std == "learned" else _fixed, mode=_mean
+    )

@@ -11,65 +11,31 @@ and ``resume`` continues from there exactly.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import signal
 import sys
 import threading
 import time
-from datetime import datetime
+from collections.abc import Callable
 from pathlib import Path
+from types import FrameType
+from typing import Any
 
 import jax
 import numpy as np
 from tqdm import tqdm
 
-from ppo_jax import reporting
-from ppo_jax.checkpoint import (
-    CHECKPOINT_FILE,
-    load_checkpoint,
-    load_config,
-    save_checkpoint,
-    save_config,
-)
-from ppo_jax.experiment import (
-    Experiment,
-    RunSpec,
-    load_run_spec,
-    run_axis,
-    save_run_spec,
-)
-from ppo_jax.train import build_pipeline
+from ppo_jax import reporting, rundir
+from ppo_jax.envs import Environment
+from ppo_jax.envs.contract import PyTree, describe
+from ppo_jax.experiment import Experiment, run_axis
+from ppo_jax.networks import NetworkFactory
+from ppo_jax.pipeline import build_pipeline
+from ppo_jax.runspec import RunSpec
 
 EXIT_DIVERGED = 3
 EXIT_INTERRUPTED = 130
-
-
-class RunDirError(RuntimeError):
-    """The run directory cannot be used."""
-
-
-def prepare_run_dir(run_dir: Path | None, env_name: str, overwrite: bool) -> Path:
-    if run_dir is None:
-        run_dir = Path("runs") / f"{env_name}-{datetime.now():%Y%m%d-%H%M%S}"
-    if run_dir.exists() and not run_dir.is_dir():
-        raise RunDirError(
-            f"run directory {str(run_dir)!r} exists and is not a directory"
-        )
-    if (run_dir / CHECKPOINT_FILE).exists() and not overwrite:
-        raise RunDirError(
-            f"run directory {str(run_dir)!r} already holds a run; "
-            "pass --overwrite to replace it or choose another --run-dir"
-        )
-    try:
-        run_dir.mkdir(parents=True, exist_ok=True)
-        probe = run_dir / ".write_test"
-        probe.write_text("")
-        probe.unlink()
-    except OSError as e:
-        raise RunDirError(
-            f"run directory {str(run_dir)!r} is not writable ({e.strerror})"
-        ) from e
-    return run_dir
 
 
 class GracefulStop:
@@ -80,11 +46,13 @@ class GracefulStop:
     at once (the last checkpoint on disk stays valid: writes are atomic).
     """
 
-    def __init__(self):
+    def __init__(self) -> None:
         self.requested = False
-        self._previous = {}
+        self._previous: dict[
+            int, Callable[[int, FrameType | None], Any] | int | None
+        ] = {}
 
-    def _handler(self, signum, frame):
+    def _handler(self, signum: int, frame: FrameType | None) -> None:
         if self.requested:
             raise KeyboardInterrupt
         self.requested = True
@@ -94,16 +62,15 @@ class GracefulStop:
             flush=True,
         )
 
-    def __enter__(self):
+    def __enter__(self) -> GracefulStop:
         if threading.current_thread() is threading.main_thread():
             for sig in (signal.SIGINT, signal.SIGTERM):
                 self._previous[sig] = signal.signal(sig, self._handler)
         return self
 
-    def __exit__(self, *exc):
+    def __exit__(self, *exc: object) -> None:
         for sig, handler in self._previous.items():
             signal.signal(sig, handler)
-        return False
 
 
 def run_training(
@@ -113,29 +80,48 @@ def run_training(
     resume: Path | None = None,
     overwrite: bool = False,
     quiet: bool = False,
+    env: Environment | None = None,
+    env_params: PyTree | None = None,
+    network: NetworkFactory | None = None,
 ) -> int:
     """Train ``spec`` into ``run_dir`` (or continue the run in ``resume``).
 
+    ``env``, ``env_params`` and ``network`` bring your own environment object
+    and network factory, as for :func:`ppo_jax.make_train` (pass the same ones
+    again to resume such a run).
+
     Returns the exit code: 0 done, 3 diverged (NaN guard), 130 stopped.
-    Raises ConfigError, CheckpointError or RunDirError for bad input, before
-    anything compiles.
+    Raises ConfigError or RunDirError for bad input, before anything compiles.
     """
-    # Validate everything (config, sweep, env, run dir) before compiling.
+    # Validate everything (config, sweep, env, networks, run dir, and the
+    # checkpoint of a resumed run) before compiling.
+    restored = None
     if resume is not None:
         run_dir = resume
-        spec = load_run_spec(run_dir, load_config(run_dir))
+        spec = rundir.load_run_spec(run_dir, rundir.load_config(run_dir))
+    if spec is None:
+        raise ValueError("run_training needs a RunSpec, or resume=RUN_DIR")
+    if env is not None and resume is None:
+        # The run directory records where the environment came from.
+        spec = dataclasses.replace(
+            spec, config=spec.config.replace(env_name=describe(env))
+        )
     spec = spec.validate()
     config = spec.config
-    pipeline = build_pipeline(config)
-    if resume is None:
-        run_dir = prepare_run_dir(run_dir, config.env_name, overwrite)
-        save_config(run_dir, config)
-        save_run_spec(run_dir, spec)
+    pipeline = build_pipeline(config, env, env_params, network)
+    chunk_len = min(config.save_freq, config.num_iterations)
+    experiment = Experiment(spec, pipeline, chunk_len)
+    if resume is not None:
+        restored = rundir.load_checkpoint(resume, experiment.runner_shape, config)
+    else:
+        run_dir = rundir.prepare_run_dir(run_dir, config.env_name, overwrite)
+        rundir.save_config(run_dir, config)
+        rundir.save_run_spec(run_dir, spec)
+    assert run_dir is not None
     sweep_fields = tuple(name for name, _ in spec.sweep)
     labels = spec.run_labels()
     say = (lambda *_: None) if quiet else (lambda s: tqdm.write(s, file=sys.stdout))
 
-    chunk_len = min(config.save_freq, config.num_iterations)
     runs = f", {spec.num_runs} runs" if spec.batched else ""
     print(
         f"ppo_jax: {config.env_name}, {config.num_envs} envs x "
@@ -147,7 +133,6 @@ def run_training(
 
     # Compile once, ahead of time, so compile time is measured on its own.
     t0 = time.perf_counter()
-    experiment = Experiment(spec, pipeline, chunk_len)
     if experiment.note:
         print(experiment.note, flush=True)
     init, run_chunk = experiment.compile()
@@ -159,17 +144,16 @@ def run_training(
     stop = GracefulStop()
     with stop:
         hp = experiment.hparams
-        if resume is not None:
-            restored, _ = load_checkpoint(run_dir, experiment.runner_shape)
+        if restored is not None:
             runner = experiment.place(restored)
             done = int(np.max(restored.iteration))
-            rows = [r for r in reporting.read_rows(run_dir) if r["iteration"] <= done]
+            rows = [r for r in rundir.read_rows(run_dir) if r["iteration"] <= done]
             print(f"resuming after iteration {done}", flush=True)
         else:
             runner = init(experiment.keys, hp)
-            save_checkpoint(run_dir, config, runner)  # iteration 0: always a good one
+            rundir.save_checkpoint(run_dir, config, runner)  # iteration 0: a good one
             done, rows = 0, []
-        writer = reporting.MetricsWriter(run_dir, reporting.columns(sweep_fields), rows)
+        writer = rundir.MetricsWriter(run_dir, reporting.columns(sweep_fields), rows)
         train_s, steps_run = 0.0, 0
         diverged_at = None
         num_chunks = math.ceil((config.num_iterations - done) / chunk_len)
@@ -196,7 +180,7 @@ def run_training(
                 seconds = (time.perf_counter() - t) / keep
                 chunk_rows = reporting.metrics_rows(metrics, keep, seconds, labels)
                 writer.write(chunk_rows)
-                save_checkpoint(run_dir, config, runner)
+                rundir.save_checkpoint(run_dir, config, runner)
                 rows += chunk_rows
                 done += keep
                 steps_run += keep * config.batch_size * spec.num_runs

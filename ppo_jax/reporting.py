@@ -13,12 +13,9 @@ from pathlib import Path
 
 import numpy as np
 
-from ppo_jax.train import Metrics
+from ppo_jax.pipeline import Metrics
+from ppo_jax.rundir import PLOT_FILE, SWEEP_CSV, SWEEP_TABLE, read_rows
 
-METRICS_FILE = "metrics.csv"
-PLOT_FILE = "learning_curve.png"
-SWEEP_TABLE = "sweep.md"
-SWEEP_CSV = "sweep.csv"
 RECENT = 10  # iterations the final return is averaged over
 
 
@@ -42,45 +39,6 @@ def metrics_rows(metrics, keep: int, seconds: float, labels: list[dict]) -> list
             row["seconds"] = seconds
             rows.append(row)
     return rows
-
-
-class MetricsWriter:
-    """Writes ``metrics.csv``, flushing after every chunk.
-
-    ``keep_rows``: rows already on disk to keep (a resumed run rewrites the file
-    with the rows up to its checkpoint, then appends).
-    """
-
-    def __init__(self, run_dir: Path, fields: tuple[str, ...], keep_rows=()):
-        self.path = Path(run_dir) / METRICS_FILE
-        self._file = open(self.path, "w", newline="")
-        self._writer = csv.DictWriter(self._file, fieldnames=fields)
-        self._writer.writeheader()
-        self.write(list(keep_rows))
-
-    def write(self, rows: list[dict]) -> None:
-        self._writer.writerows(rows)
-        self._file.flush()
-
-    def close(self) -> None:
-        self._file.close()
-
-
-def read_rows(run_dir: Path) -> list[dict]:
-    """Rows of ``metrics.csv`` with numbers parsed (ints stay ints)."""
-    with open(Path(run_dir) / METRICS_FILE, newline="") as f:
-        rows = list(csv.DictReader(f))
-    parsed = []
-    for row in rows:
-        parsed.append({k: _number(v) for k, v in row.items()})
-    return parsed
-
-
-def _number(text: str):
-    try:
-        return int(text)
-    except ValueError:
-        return float(text)
 
 
 def iteration_summary(rows: list[dict]) -> dict:

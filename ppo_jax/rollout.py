@@ -1,34 +1,36 @@
-"""Collecting a batch: ``num_envs`` vmapped gymnax envs stepped in ``lax.scan``."""
+"""Collecting a batch: ``num_envs`` vmapped envs stepped in ``lax.scan``."""
 
 from __future__ import annotations
 
-from typing import Any, NamedTuple
+from collections.abc import Callable
+from typing import NamedTuple, TypeAlias
 
 import jax
 import jax.numpy as jnp
 from flax import struct
 
 from ppo_jax.config import Hyperparams, PPOConfig
-from ppo_jax.envs import EnvSpec
+from ppo_jax.envs.contract import EnvSetup, PyTree
+from ppo_jax.networks import Params
 from ppo_jax.normalization import (
     RunningMeanStd,
     init_running_stats,
-    normalize,
     scale,
     update_running_stats,
 )
+from ppo_jax.policy import Policy
 
 
 class Transition(NamedTuple):
     """One rollout, time-major. ``T = rollout_length``, ``N = num_envs``."""
 
-    obs: jax.Array  # [T, N, obs_dim] what the actor saw (normalized if enabled)
+    obs: jax.Array  # [T, N, *obs_shape] what the actor saw (normalized if on)
     action: jax.Array  # [T, N, action_dim] float32 or [T, N] int32; as sampled
     log_prob: jax.Array  # [T, N] log-probability of the action when sampled
     reward: jax.Array  # [T, N] float32 reward to learn from (scaled if enabled)
     done: jax.Array  # [T, N] bool: episode ended (terminated or truncated)
     # With bootstrap_truncation only (else None):
-    final_obs: jax.Array | None  # [T, N, obs_dim] pre-reset obs (normalized)
+    final_obs: jax.Array | None  # [T, N, *obs_shape] pre-reset obs (normalized)
     truncated: jax.Array | None  # [T, N] bool: ended by the time limit alone
 
 
@@ -37,7 +39,7 @@ class EpisodeStats(NamedTuple):
 
     return_sum: jax.Array  # float32, sum of their undiscounted returns
     length_sum: jax.Array  # int32, sum of their lengths in steps
-    count: jax.Array  # int32, how many finished
+    episodes: jax.Array  # int32, how many finished
 
 
 @struct.dataclass
@@ -45,25 +47,25 @@ class EnvBatch:
     """The state of ``N`` environments between steps, with the running
     statistics of the normalization options (as gym's wrappers keep them)."""
 
-    state: Any  # gymnax env state, leaves batched over [N]
-    obs: jax.Array  # [N, obs_dim] current raw observation
+    state: PyTree  # the env's own state, leaves batched over [N]
+    obs: jax.Array  # [N, *obs_shape] current raw observation
     episode_return: jax.Array  # [N] undiscounted return of the running episode
     episode_length: jax.Array  # [N] int32 steps in the running episode
     discounted_return: jax.Array  # [N] for reward scaling
-    obs_stats: RunningMeanStd  # [obs_dim] observation statistics
+    obs_stats: RunningMeanStd  # [*obs_shape] observation statistics
     return_stats: RunningMeanStd  # scalar statistics of discounted_return
 
 
-def _strong(tree):
+def _strong(tree: PyTree) -> PyTree:
     # gymnax resets build some leaves from Python scalars (weak types); a scan
     # carry must keep one exact dtype, so pin them.
     return jax.tree.map(lambda x: jax.lax.convert_element_type(x, x.dtype), tree)
 
 
-def reset_envs(env, env_params, key: jax.Array, config: PPOConfig) -> EnvBatch:
+def reset_envs(setup: EnvSetup, key: jax.Array, config: PPOConfig) -> EnvBatch:
     n = config.num_envs
-    obs, state = jax.vmap(env.reset, in_axes=(0, None))(
-        jax.random.split(key, n), env_params
+    obs, state = jax.vmap(setup.env.reset, in_axes=(0, None))(
+        jax.random.split(key, n), setup.params
     )
     obs_stats = init_running_stats(obs.shape[1:])
     if config.normalize_obs:
@@ -79,32 +81,35 @@ def reset_envs(env, env_params, key: jax.Array, config: PPOConfig) -> EnvBatch:
     )
 
 
-def observe(envs: EnvBatch, config: PPOConfig) -> jax.Array:
-    """The observation the networks see: ``[N, obs_dim]``."""
-    return normalize(envs.obs, envs.obs_stats) if config.normalize_obs else envs.obs
+Rollout: TypeAlias = Callable[
+    [Params, EnvBatch, jax.Array, Hyperparams],
+    tuple[EnvBatch, Transition, EpisodeStats],
+]
 
 
-def make_rollout(env, env_params, actor, policy, config: PPOConfig, spec: EnvSpec):
+def make_rollout(setup: EnvSetup, policy: Policy, config: PPOConfig) -> Rollout:
     """Build ``rollout(actor_params, envs, key, hparams)``.
 
     Returns ``(envs, transitions, stats)``: the env batch after
     ``rollout_length`` steps, a :class:`Transition` of ``[T, N, ...]`` arrays and
     the :class:`EpisodeStats` of episodes that ended inside the rollout.
     """
-    vmapped_step = jax.vmap(env.step, in_axes=(0, 0, 0, None))
-    if config.clip_actions:
-        low, high = jnp.asarray(spec.action_low), jnp.asarray(spec.action_high)
+    vmapped_step = jax.vmap(setup.env.step, in_axes=(0, 0, 0, None))
+    env_params = setup.params
 
-    def rollout(actor_params, envs: EnvBatch, key: jax.Array, hp: Hyperparams):
-        def env_step(carry, step_key):
+    def rollout(
+        actor_params: Params, envs: EnvBatch, key: jax.Array, hp: Hyperparams
+    ) -> tuple[EnvBatch, Transition, EpisodeStats]:
+        def env_step(
+            carry: tuple[EnvBatch, EpisodeStats], step_key: jax.Array
+        ) -> tuple[tuple[EnvBatch, EpisodeStats], Transition]:
             envs, stats = carry
             action_key, env_key = jax.random.split(step_key)
-            obs = observe(envs, config)
 
             # Act: sample; the env may get a clipped copy, the sample is stored.
-            dist = policy.dist(actor.apply(actor_params, obs), hp)
-            action, log_prob = dist.sample_and_log_prob(seed=action_key)
-            env_action = jnp.clip(action, low, high) if config.clip_actions else action
+            obs, action, log_prob, env_action = policy.sample(
+                actor_params, envs.obs_stats, envs.obs, action_key, hp
+            )
 
             # Step every env; gymnax resets finished ones by itself.
             next_obs, state, reward, terminated, truncated, info = vmapped_step(
@@ -129,9 +134,7 @@ def make_rollout(env, env_params, actor, policy, config: PPOConfig, spec: EnvSpe
 
             final_obs = time_limited = None
             if config.bootstrap_truncation:
-                final_obs = info["final_observation"]
-                if config.normalize_obs:
-                    final_obs = normalize(final_obs, obs_stats)
+                final_obs = policy.observe(info["final_observation"], obs_stats)
                 time_limited = jnp.logical_and(truncated, jnp.logical_not(terminated))
 
             # Episode bookkeeping for the metrics (raw rewards).
@@ -140,7 +143,7 @@ def make_rollout(env, env_params, actor, policy, config: PPOConfig, spec: EnvSpe
             stats = EpisodeStats(
                 return_sum=stats.return_sum + jnp.sum(jnp.where(done, ep_return, 0.0)),
                 length_sum=stats.length_sum + jnp.sum(jnp.where(done, ep_length, 0)),
-                count=stats.count + jnp.sum(done, dtype=jnp.int32),
+                episodes=stats.episodes + jnp.sum(done, dtype=jnp.int32),
             )
             transition = Transition(
                 obs, action, log_prob, learn_reward, done, final_obs, time_limited

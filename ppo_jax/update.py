@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any, NamedTuple
+from collections.abc import Callable
+from typing import NamedTuple, TypeAlias, TypeVar
 
 import jax
 import jax.numpy as jnp
@@ -16,12 +17,14 @@ from ppo_jax.losses import (
     clipped_value_loss,
     value_loss,
 )
+from ppo_jax.networks import ActorCritic, Params
+from ppo_jax.policy import Policy
 
 
 class Batch(NamedTuple):
     """Flat training batch, ``B = rollout_length * num_envs`` samples."""
 
-    obs: jax.Array  # [B, obs_dim]
+    obs: jax.Array  # [B, *obs_shape] as the actor saw it
     action: jax.Array  # [B, action_dim] float32 or [B] int32
     old_log_prob: jax.Array  # [B]
     advantage: jax.Array  # [B] normalized advantage
@@ -47,9 +50,15 @@ class AgentState:
     or the one state of the joint optimizer over ``(actor, critic)``.
     """
 
-    actor_params: Any
-    critic_params: Any
-    opt_state: Any
+    actor_params: Params
+    critic_params: Params
+    opt_state: optax.OptState
+
+
+Update: TypeAlias = Callable[
+    [AgentState, Batch, jax.Array, Hyperparams], tuple[AgentState, UpdateInfo]
+]
+Tree = TypeVar("Tree")
 
 
 def clip_gradients(hp: Hyperparams) -> optax.GradientTransformation:
@@ -67,17 +76,18 @@ def make_optimizer(hp: Hyperparams, config: PPOConfig) -> optax.GradientTransfor
     unchanged. With ``anneal_lr`` the rate falls linearly to 0 over
     ``config.num_gradient_steps``.
     """
-    lr = hp.lr
-    if config.anneal_lr:
-        total = config.num_gradient_steps
+    total = config.num_gradient_steps
 
-        def lr(count):
-            return hp.lr * (1.0 - jnp.minimum(count, total) / total)
+    def annealed(count: jax.Array) -> jax.Array:
+        return hp.lr * (1.0 - jnp.minimum(count, total) / total)
 
+    lr = annealed if config.anneal_lr else hp.lr
     return optax.chain(clip_gradients(hp), optax.adam(lr, eps=hp.adam_eps))
 
 
-def init_agent(actor_params, critic_params, hp: Hyperparams, config: PPOConfig):
+def init_agent(
+    actor_params: Params, critic_params: Params, hp: Hyperparams, config: PPOConfig
+) -> AgentState:
     tx = make_optimizer(hp, config)
     if config.optimizer == "joint":
         opt_state = tx.init((actor_params, critic_params))
@@ -86,7 +96,7 @@ def init_agent(actor_params, critic_params, hp: Hyperparams, config: PPOConfig):
     return AgentState(actor_params, critic_params, opt_state)
 
 
-def shuffled_minibatches(key: jax.Array, batch, num_minibatches: int):
+def shuffled_minibatches(key: jax.Array, batch: Tree, num_minibatches: int) -> Tree:
     """Split every ``[B, ...]`` leaf of ``batch`` into ``[M, B // M, ...]``.
 
     One fresh permutation of the ``B`` samples per call: each sample lands in
@@ -103,7 +113,7 @@ def shuffled_minibatches(key: jax.Array, batch, num_minibatches: int):
     )
 
 
-def make_update(actor, critic, policy, config: PPOConfig):
+def make_update(networks: ActorCritic, policy: Policy, config: PPOConfig) -> Update:
     """Build ``update(agent, batch, key, hparams) -> (agent, UpdateInfo)``.
 
     Runs ``config.update_epochs`` epochs; each epoch takes ``num_minibatches``
@@ -114,15 +124,17 @@ def make_update(actor, critic, policy, config: PPOConfig):
     """
     num_minibatches = config.num_minibatches
 
-    def loss_fn(params, minibatch: Batch, hp: Hyperparams):
+    def loss_fn(
+        params: tuple[Params, Params], minibatch: Batch, hp: Hyperparams
+    ) -> tuple[jax.Array, tuple[jax.Array, ...]]:
         actor_params, critic_params = params
-        dist = policy.dist(actor.apply(actor_params, minibatch.obs), hp)
+        dist = policy.dist(actor_params, minibatch.obs, hp)
         log_prob = dist.log_prob(minibatch.action)
         surrogate = clipped_surrogate_loss(
             log_prob, minibatch.old_log_prob, minibatch.advantage, hp.clip_eps
         )
         entropy = jnp.mean(dist.entropy())
-        values = critic.apply(critic_params, minibatch.obs)
+        values = networks.critic.apply(critic_params, minibatch.obs)
         if config.clip_value:
             v_loss = clipped_value_loss(
                 values, minibatch.old_value, minibatch.target, hp.clip_eps
@@ -137,10 +149,14 @@ def make_update(actor, critic, policy, config: PPOConfig):
 
     grad_fn = jax.grad(loss_fn, has_aux=True)
 
-    def update(agent: AgentState, batch: Batch, key: jax.Array, hp: Hyperparams):
+    def update(
+        agent: AgentState, batch: Batch, key: jax.Array, hp: Hyperparams
+    ) -> tuple[AgentState, UpdateInfo]:
         tx = make_optimizer(hp, config)
 
-        def gradient_step(agent: AgentState, minibatch: Batch):
+        def gradient_step(
+            agent: AgentState, minibatch: Batch
+        ) -> tuple[AgentState, tuple[jax.Array, ...]]:
             params = (agent.actor_params, agent.critic_params)
             grads, info = grad_fn(params, minibatch, hp)
             if config.optimizer == "joint":
@@ -155,7 +171,11 @@ def make_update(actor, critic, policy, config: PPOConfig):
             actor_params, critic_params = optax.apply_updates(params, updates)
             return AgentState(actor_params, critic_params, opt_state), info
 
-        def epoch(carry, epoch_key):
+        def epoch(
+            carry: tuple[AgentState, jax.Array], epoch_key: jax.Array
+        ) -> tuple[
+            tuple[AgentState, jax.Array], tuple[tuple[jax.Array, ...], jax.Array]
+        ]:
             agent, stopped = carry
             if num_minibatches == 1:
                 # Full batch: order does not matter for a mean loss, skip the shuffle.
@@ -178,7 +198,9 @@ def make_update(actor, critic, policy, config: PPOConfig):
         )
         weights = ran.astype(jnp.float32)
         epochs = weights.sum()
-        means = [jnp.sum(x * weights) / epochs for x in info]
-        return agent, UpdateInfo(*means, epochs=epochs)
+        actor_loss, critic_loss, entropy, kl = (
+            jnp.sum(x * weights) / epochs for x in info
+        )
+        return agent, UpdateInfo(actor_loss, critic_loss, entropy, kl, epochs)
 
     return update

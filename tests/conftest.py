@@ -5,9 +5,20 @@ import subprocess
 import sys
 
 import jax
+import numpy as np
 import pytest
 
-from ppo_jax import PPOConfig, make_train
+from ppo_jax import EnvSpec, PPOConfig, make_train
+
+
+def make_spec(obs_shape=(3,), action_dim=2, discrete=False, obs_dtype=np.float32):
+    """An EnvSpec without an env: for testing networks and policies alone."""
+    bound = None if discrete else np.full((action_dim,), 2.0, np.float32)
+    return EnvSpec(
+        obs_shape, np.dtype(obs_dtype), discrete, action_dim,
+        None if discrete else -bound, bound, None,
+    )  # fmt: skip
+
 
 # 4 envs x 32 steps, episodes of 50 steps: the first iteration ends no episode
 # (metrics must be NaN), later ones end episodes mid-batch and cut others.

@@ -3,22 +3,22 @@
 import jax
 import numpy as np
 import pytest
+from flax import serialization
 
-from ppo_jax import CheckpointError, build_pipeline
-from ppo_jax.checkpoint import CHECKPOINT_FILE, load_checkpoint, save_checkpoint
+from ppo_jax import CheckpointError, RunSpec, build_pipeline
+from ppo_jax.experiment import runner_template
+from ppo_jax.rundir import CHECKPOINT_FILE, load_checkpoint, save_checkpoint
 
 
 def template_of(config):
-    pipeline = build_pipeline(config)
-    return jax.eval_shape(pipeline.init, jax.random.key(0), config.hyperparams())
+    return runner_template(build_pipeline(config), RunSpec(config))
 
 
 def test_round_trip_restores_every_leaf(tmp_path, tiny_config, tiny_run):
     runner, _ = tiny_run
     save_checkpoint(tmp_path, tiny_config, runner)
     assert not list(tmp_path.glob("*.tmp"))  # written by rename
-    restored, saved_config = load_checkpoint(tmp_path, template_of(tiny_config))
-    assert saved_config == tiny_config
+    restored = load_checkpoint(tmp_path, template_of(tiny_config), tiny_config)
     assert int(restored.iteration) == 3
     np.testing.assert_array_equal(
         jax.random.key_data(restored.key), jax.random.key_data(runner.key)
@@ -36,16 +36,33 @@ def test_truncated_checkpoint_is_a_clear_error(tmp_path, tiny_config, tiny_run):
     path = tmp_path / CHECKPOINT_FILE
     path.write_bytes(path.read_bytes()[:100])
     with pytest.raises(CheckpointError, match="unreadable"):
-        load_checkpoint(tmp_path, template_of(tiny_config))
+        load_checkpoint(tmp_path, template_of(tiny_config), tiny_config)
 
 
 def test_checkpoint_of_other_architecture_is_refused(tmp_path, tiny_config, tiny_run):
     save_checkpoint(tmp_path, tiny_config, tiny_run[0])
     wider = tiny_config.replace(hidden_sizes=(32, 16))
     with pytest.raises(CheckpointError, match="does not match"):
-        load_checkpoint(tmp_path, template_of(wider))
+        load_checkpoint(tmp_path, template_of(wider), wider)
+
+
+def test_checkpoint_of_another_config_is_refused(tmp_path, tiny_config, tiny_run):
+    # Same shapes, another setting: only the saved config tells them apart.
+    save_checkpoint(tmp_path, tiny_config, tiny_run[0])
+    other = tiny_config.replace(gamma=0.5)
+    with pytest.raises(CheckpointError, match="gamma=0.99 but config.json says"):
+        load_checkpoint(tmp_path, template_of(other), other)
+
+
+def test_checkpoint_of_another_format_is_refused(tmp_path, tiny_config, tiny_run):
+    path = save_checkpoint(tmp_path, tiny_config, tiny_run[0])
+    payload = serialization.msgpack_restore(path.read_bytes())
+    payload["format"] = 99
+    path.write_bytes(serialization.msgpack_serialize(payload))
+    with pytest.raises(CheckpointError, match="has checkpoint format 99; this"):
+        load_checkpoint(tmp_path, template_of(tiny_config), tiny_config)
 
 
 def test_missing_checkpoint(tmp_path, tiny_config):
     with pytest.raises(CheckpointError, match="missing"):
-        load_checkpoint(tmp_path, template_of(tiny_config))
+        load_checkpoint(tmp_path, template_of(tiny_config), tiny_config)

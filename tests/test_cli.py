@@ -13,7 +13,8 @@ import pytest
 from conftest import ENV, TINY_ARGS, run_module
 
 from ppo_jax import load_policy
-from ppo_jax.cli import evaluate_main, train_main
+from ppo_jax.evaluate import main as evaluate_main
+from ppo_jax.train import main as train_main
 
 
 def test_train_writes_all_files_and_final_line(trained_run):
@@ -158,8 +159,8 @@ def test_ctrl_c_stops_at_a_chunk_boundary_with_consistent_files(tmp_path):
     with open(run_dir / "metrics.csv") as f:
         rows = list(csv.DictReader(f))
     assert rows and len(rows) % 2 == 0  # whole chunks only
-    from ppo_jax.checkpoint import load_config
-    from ppo_jax.evaluate import load_run
+    from ppo_jax.evaluation import load_run
+    from ppo_jax.rundir import load_config
 
     _, runner = load_run(run_dir)
     assert int(runner.iteration) == len(rows)
@@ -203,6 +204,6 @@ def test_ctrl_c_right_after_the_first_checkpoint_is_clean(tmp_path):
         proc.kill()
     assert proc.returncode == 130, stderr
     assert "stopped after iteration" in stderr and "Traceback" not in stderr
-    from ppo_jax.evaluate import load_run
+    from ppo_jax.evaluation import load_run
 
     assert int(load_run(run_dir)[1].iteration) % 2 == 0  # a chunk boundary

@@ -15,8 +15,7 @@ def test_tutorial_preset_is_the_tutorials_pendulum_column():
     assert c.hidden_sizes == (64, 64) and c.activation == "relu"
     assert c.policy_std == "fixed" and c.action_variance == 0.5
     assert c.batch_size == 2200 == 11 * 200  # 11 whole episodes
-    _, env_params = make_env(c)
-    assert env_params.max_steps_in_episode == 200
+    assert make_env(c).params.max_steps_in_episode == 200
     # Everything beyond the tutorial is off.
     assert (c.advantage, c.optimizer) == ("rtg", "separate")
     assert c.max_grad_norm is None and c.target_kl is None
@@ -40,3 +39,14 @@ def test_unknown_preset_and_round_trip():
     assert PPOConfig.from_dict(c.to_dict()) == c
     with pytest.raises(ConfigError, match="not a PPOConfig field"):
         PPOConfig.from_dict({"learning_rate": 1.0})
+
+
+def test_family_prefix_names_the_same_env_and_preset_overrides():
+    plain = PPOConfig.from_preset("tuned", env_name="CartPole-v1")
+    prefixed = PPOConfig.from_preset("tuned", env_name="gymnax/CartPole-v1")
+    assert prefixed == plain.replace(env_name="gymnax/CartPole-v1")
+    assert make_env(prefixed).spec == make_env(plain).spec
+    with pytest.raises(ConfigError, match="FAMILY/NAME with a family of gymnax"):
+        make_env(PPOConfig(env_name="mujoco/Ant-v5"))
+    with pytest.raises(ConfigError, match="did you mean CartPole-v1"):
+        make_env(PPOConfig(env_name="gymnax/CartPole-v2"))

@@ -5,7 +5,7 @@ import jax.numpy as jnp
 import numpy as np
 from scipy.stats import multivariate_normal
 
-from ppo_jax.distributions import fixed_variance_gaussian, make_policy_distribution
+from ppo_jax.distributions import fixed_variance_gaussian, make_action_distribution
 from ppo_jax.networks import ActorOutput
 
 
@@ -37,7 +37,7 @@ def test_learned_std_log_prob_matches_scipy():
     mean = rng.normal(size=(6, 2)).astype(np.float32)
     log_std = np.array([-0.5, 0.3], np.float32)
     actions = rng.normal(size=(6, 2)).astype(np.float32)
-    policy = make_policy_distribution("learned")
+    policy = make_action_distribution(False, "learned")
     dist = policy.dist(ActorOutput(jnp.asarray(mean), jnp.asarray(log_std)), None)
     want = [
         multivariate_normal(mean[i], np.diag(np.exp(2 * log_std))).logpdf(actions[i])
@@ -51,7 +51,7 @@ def test_categorical_log_prob_entropy_and_mode():
     logits = np.array([[1.0, 2.0, 0.5], [0.0, 0.0, 3.0]], np.float32)
     actions = np.array([1, 0])
     probs = np.exp(logits) / np.exp(logits).sum(1, keepdims=True)
-    policy = make_policy_distribution(None)
+    policy = make_action_distribution(True, None)
     dist = policy.dist(ActorOutput(jnp.asarray(logits), None), None)
     np.testing.assert_allclose(
         dist.log_prob(jnp.asarray(actions)), np.log(probs[[0, 1], actions]), rtol=1e-6

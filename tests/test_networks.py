@@ -3,15 +3,19 @@
 import jax
 import jax.numpy as jnp
 import numpy as np
+from conftest import make_spec
 
-from ppo_jax.networks import make_networks
+from ppo_jax import PPOConfig
+from ppo_jax.networks.mlp import make_mlp_networks
 
 
 def test_shapes_dtypes_and_torch_init_bounds():
-    actor, critic = make_networks((64, 64), "relu", action_dim=2)
+    config = PPOConfig(hidden_sizes=(64, 64), activation="relu")
+    nets = make_mlp_networks(make_spec(action_dim=2), config)
+    actor, critic, hp = nets.actor, nets.critic, config.hyperparams()
     obs = jnp.zeros((5, 3), jnp.float32)
-    actor_params = actor.init(jax.random.key(0), obs)
-    critic_params = critic.init(jax.random.key(1), obs)
+    actor_params = actor.init(jax.random.key(0), hp)
+    critic_params = critic.init(jax.random.key(1), hp)
     assert actor.apply(actor_params, obs).out.shape == (5, 2)
     assert critic.apply(critic_params, obs).shape == (5,)
     leaves = jax.tree.leaves(actor_params) + jax.tree.leaves(critic_params)
@@ -27,7 +31,43 @@ def test_shapes_dtypes_and_torch_init_bounds():
 
 
 def test_layer_sizes_follow_hidden_sizes():
-    actor, _ = make_networks((8, 16, 4), "tanh", action_dim=1)
-    params = actor.init(jax.random.key(0), jnp.zeros((3,)))["params"]
+    config = PPOConfig(hidden_sizes=(8, 16, 4), activation="tanh")
+    actor = make_mlp_networks(make_spec(action_dim=1), config).actor
+    params = actor.init(jax.random.key(0), config.hyperparams())["params"]
     shapes = [params[f"Dense_{i}"]["kernel"].shape for i in range(4)]
     assert shapes == [(3, 8), (8, 16), (16, 4), (4, 1)]
+
+
+def test_grid_observations_keep_their_shape_and_are_flattened_by_the_mlp():
+    # MinAtar-like [10, 10, 4] bool grids: the first layer sees 400 inputs, and
+    # any number of leading batch axes passes through.
+    spec = make_spec(obs_shape=(10, 10, 4), action_dim=3, discrete=True,
+                     obs_dtype=np.bool_)  # fmt: skip
+    config = PPOConfig(hidden_sizes=(8,), policy_std=None)
+    nets = make_mlp_networks(spec, config)
+    hp = config.hyperparams()
+    actor_params = nets.actor.init(jax.random.key(0), hp)
+    assert actor_params["params"]["Dense_0"]["kernel"].shape == (400, 8)
+    grids = jnp.ones((2, 5, 10, 10, 4), jnp.bool_)
+    assert nets.actor.apply(actor_params, grids).out.shape == (2, 5, 3)
+    assert nets.actor.apply(actor_params, grids[0, 0]).out.shape == (3,)
+    values = nets.critic.apply(nets.critic.init(jax.random.key(1), hp), grids)
+    assert values.shape == (2, 5) and values.dtype == jnp.float32
+    flat = grids.reshape(2, 5, 400).astype(jnp.float32)
+    dense = actor_params["params"]["Dense_0"]
+    np.testing.assert_allclose(  # the first layer of the flattened grid
+        jax.nn.relu(flat @ dense["kernel"] + dense["bias"])[0, 0],
+        jax.nn.relu(jnp.ones(400) @ dense["kernel"] + dense["bias"]),
+        rtol=1e-6,
+    )
+
+
+def test_learned_log_std_starts_at_the_traced_init_log_std():
+    config = PPOConfig(policy_std="learned", hidden_sizes=(4,))
+    actor = make_mlp_networks(make_spec(action_dim=2), config).actor
+    init = jax.jit(jax.vmap(actor.init, in_axes=(None, 0)))
+    hps = jax.vmap(lambda v: config.hyperparams().replace(init_log_std=v))(
+        jnp.array([-1.0, 0.5])
+    )
+    log_std = init(jax.random.key(0), hps)["params"]["log_std"]
+    np.testing.assert_array_equal(log_std, [[-1.0, -1.0], [0.5, 0.5]])

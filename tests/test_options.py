@@ -8,9 +8,10 @@ import textwrap
 import jax
 import jax.numpy as jnp
 import numpy as np
+from conftest import make_spec
 
 from ppo_jax import PPOConfig, build_pipeline, make_train
-from ppo_jax.networks import make_networks
+from ppo_jax.networks.mlp import make_mlp_networks
 
 
 def rollout_of(config, seed=0):
@@ -131,8 +132,9 @@ def test_every_option_on_runs_deterministically():
 
 
 def test_orthogonal_init_is_orthogonal():
-    actor, critic = make_networks((64, 64), "tanh", 2, ortho_init=True)
-    params = actor.init(jax.random.key(0), jnp.zeros(3))["params"]
+    config = PPOConfig(activation="tanh", ortho_init=True)
+    actor = make_mlp_networks(make_spec(action_dim=2), config).actor
+    params = actor.init(jax.random.key(0), config.hyperparams())["params"]
     k0, k1, k2 = (np.asarray(params[f"Dense_{i}"]["kernel"]) for i in range(3))
     np.testing.assert_allclose(k0 @ k0.T, 2.0 * np.eye(3), atol=1e-5)  # [3, 64]
     np.testing.assert_allclose(k1.T @ k1, 2.0 * np.eye(64), atol=1e-4)

@@ -12,9 +12,8 @@ import numpy as np
 import pytest
 from conftest import ENV, TINY_ARGS, run_module
 
-from ppo_jax.checkpoint import CHECKPOINT_FILE
-from ppo_jax.cli import train_main
-from ppo_jax.reporting import read_rows
+from ppo_jax.rundir import CHECKPOINT_FILE, read_rows
+from ppo_jax.train import main as train_main
 
 COMPARED = ("mean_return", "mean_length", "actor_loss", "critic_loss", "entropy")
 SWEEP = ["--sweep", "lr=3e-4,1e-3", "--num-seeds", "2"]
@@ -105,7 +104,7 @@ RESUME_ARGS = [
 
 
 def checkpoint_iteration(run_dir):
-    from ppo_jax.evaluate import load_run
+    from ppo_jax.evaluation import load_run
 
     return int(load_run(run_dir)[1].iteration)
 
@@ -151,6 +150,23 @@ def test_killed_then_resumed_equals_uninterrupted(tmp_path):
     ).read_bytes()
 
 
+def test_resume_checks_the_saved_config_before_compiling(tmp_path, capsys, trained_run):
+    # config.json edited after the run: --resume refuses, as evaluate does,
+    # and leaves the run's files as they were.
+    run_dir = tmp_path / "edited"
+    run_dir.mkdir()
+    for path in trained_run[0].iterdir():
+        (run_dir / path.name).write_bytes(path.read_bytes())
+    config = json.loads((run_dir / "config.json").read_text())
+    config["gamma"] = 0.5
+    (run_dir / "config.json").write_text(json.dumps(config))
+    before = {p.name: p.read_bytes() for p in run_dir.iterdir()}
+    assert train_main(["--resume", str(run_dir)]) == 2
+    err = capsys.readouterr().err
+    assert "gamma=0.99 but config.json says gamma=0.5" in err and err.count("\n") == 1
+    assert {p.name: p.read_bytes() for p in run_dir.iterdir()} == before
+
+
 def test_resume_refuses_new_settings(tmp_path, capsys, trained_run):
     assert train_main(["--resume", str(trained_run[0]), "--lr", "0.1"]) == 2
     assert "--resume continues a run with its own settings" in capsys.readouterr().err
@@ -173,7 +189,7 @@ def test_bad_sweeps(argv, message, capsys, tmp_path):
 
 
 def test_evaluate_picks_the_requested_run(sweep_run, capsys):
-    from ppo_jax.cli import evaluate_main
+    from ppo_jax.evaluate import main as evaluate_main
 
     summaries = []
     for run in ("0", "3"):

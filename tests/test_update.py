@@ -4,11 +4,12 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from conftest import make_spec
 
 from ppo_jax import PPOConfig
-from ppo_jax.distributions import make_policy_distribution
 from ppo_jax.losses import clipped_surrogate_loss, value_loss
-from ppo_jax.networks import make_networks
+from ppo_jax.networks.mlp import make_mlp_networks
+from ppo_jax.policy import make_policy
 from ppo_jax.update import (
     Batch,
     clip_gradients,
@@ -35,11 +36,10 @@ def numpy_adam(params, grads, state, lr, b1=0.9, b2=0.999, eps=1e-8):
 
 def make_setup(config, seed=0, batch_size=64, action_dim=2):
     """Networks, initial agent and a random batch for ``config``."""
-    learned = config.policy_std == "learned"
-    actor, critic = make_networks(
-        config.hidden_sizes, config.activation, action_dim, learned_std=learned
-    )
-    policy = make_policy_distribution(config.policy_std)
+    spec = make_spec(action_dim=action_dim)
+    networks = make_mlp_networks(spec, config)
+    actor, critic = networks.actor, networks.critic
+    policy = make_policy(actor, spec, config)
     rng = np.random.default_rng(seed)
     batch = Batch(
         obs=jnp.asarray(rng.normal(size=(batch_size, 3)), jnp.float32),
@@ -50,21 +50,20 @@ def make_setup(config, seed=0, batch_size=64, action_dim=2):
         old_value=jnp.asarray(rng.normal(size=batch_size), jnp.float32),
     )
     hp = config.hyperparams()
-    a0 = actor.init(jax.random.key(0), batch.obs)
-    c0 = critic.init(jax.random.key(1), batch.obs)
+    a0 = actor.init(jax.random.key(0), hp)
+    c0 = critic.init(jax.random.key(1), hp)
     agent = init_agent(a0, c0, hp, config)
-    update = jax.jit(make_update(actor, critic, policy, config))
-    return actor, critic, batch, agent, update, hp
+    update = jax.jit(make_update(networks, policy, config))
+    return policy, critic, batch, agent, update, hp
 
 
 def test_full_batch_epochs_match_two_separate_adams():
     config = PPOConfig(update_epochs=3, hidden_sizes=(8, 8), lr=1e-2)
-    actor, critic, batch, agent0, update, hp = make_setup(config)
+    policy, critic, batch, agent0, update, hp = make_setup(config)
     agent, info = update(agent0, batch, jax.random.key(2), hp)
-    policy = make_policy_distribution("fixed")
 
     def actor_objective(p):
-        logp = policy.dist(actor.apply(p, batch.obs), hp).log_prob(batch.action)
+        logp = policy.dist(p, batch.obs, hp).log_prob(batch.action)
         return clipped_surrogate_loss(logp, batch.old_log_prob, batch.advantage, 0.2)
 
     def critic_objective(p):
@@ -126,11 +125,9 @@ def test_target_kl_masks_the_epochs_after_the_first_breach():
     # second epoch's is > 0, so a tiny target stops after exactly 2 epochs.
     base = PPOConfig(update_epochs=5, hidden_sizes=(8,), lr=1e-2)
     tiny = base.replace(target_kl=1e-12)
-    actor, _, batch, agent0, update_tiny, hp_tiny = make_setup(tiny)
+    policy, _, batch, agent0, update_tiny, hp_tiny = make_setup(tiny)
     # The batch must come from the current policy for the first KL to be 0.
-    dist = make_policy_distribution("fixed").dist(
-        actor.apply(agent0.actor_params, batch.obs), hp_tiny
-    )
+    dist = policy.dist(agent0.actor_params, batch.obs, hp_tiny)
     batch = batch._replace(old_log_prob=dist.log_prob(batch.action))
     stopped, info = update_tiny(agent0, batch, jax.random.key(0), hp_tiny)
     assert float(info.epochs) == 2

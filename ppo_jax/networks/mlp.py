@@ -1,9 +1,10 @@
-"""Actor and critic: two separate MLPs, as in the tutorial.
+"""The MLP actor and critic (``--network mlp``), as in the tutorial.
 
-``Linear(in, h1) -> act -> ... -> Linear(h_k, out)``, no output activation. The
-actor outputs the mean action ``[..., action_dim]`` (or the logits of a
-discrete policy), plus a learned state-independent log-std when asked; the
-critic one value per observation ``[...]``.
+``flatten -> Linear(in, h1) -> act -> ... -> Linear(h_k, out)``, no output
+activation: observations of any shape are flattened (and cast to float32) as
+the first step. The actor outputs the mean action ``[..., action_dim]`` (or the
+logits of a discrete policy), plus a learned state-independent log-std when
+``policy_std="learned"``; the critic one value per observation ``[...]``.
 
 Initialization: by default as PyTorch's ``nn.Linear`` (uniform in
 +-1/sqrt(fan_in)), so the tutorial preset starts from the same distribution of
@@ -16,13 +17,18 @@ batched-QR deadlock seen on CPU with jax 0.10.2.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import NamedTuple
+from collections.abc import Callable, Sequence
+from typing import cast
 
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from ppo_jax.config import PPOConfig
+from ppo_jax.envs.contract import EnvSpec
+from ppo_jax.networks import ActorCritic, ActorOutput, Network, flax_network
+
+Initializer = Callable[..., jax.Array]  # (key, shape, dtype) -> array
 _ACTIVATIONS = {"relu": nn.relu, "tanh": nn.tanh}
 
 # PyTorch's default nn.Linear weight init is kaiming_uniform(a=sqrt(5)), which is
@@ -30,28 +36,28 @@ _ACTIVATIONS = {"relu": nn.relu, "tanh": nn.tanh}
 _torch_kernel_init = nn.initializers.variance_scaling(1.0 / 3.0, "fan_in", "uniform")
 
 
-def _torch_bias_init(fan_in: int):
+def _torch_bias_init(fan_in: int) -> Initializer:
     bound = 1.0 / jnp.sqrt(fan_in)
 
-    def init(key, shape, dtype=jnp.float32):
+    def init(key: jax.Array, shape: tuple[int, ...], dtype=jnp.float32) -> jax.Array:
         return jax.random.uniform(key, shape, dtype, -bound, bound)
 
     return init
 
 
 @jax.custom_batching.sequential_vmap
-def _sequential_qr(a: jax.Array):
+def _sequential_qr(a: jax.Array) -> tuple[jax.Array, jax.Array]:
     return jnp.linalg.qr(a)
 
 
-def orthogonal(gain: float):
+def orthogonal(gain: float | jax.Array) -> Initializer:
     """Orthogonal initializer for ``[fan_in, fan_out]`` kernels.
 
     Same distribution as ``nn.initializers.orthogonal`` (QR of a Gaussian
     matrix, signs fixed by R's diagonal), but never a batched QR under vmap.
     """
 
-    def init(key, shape, dtype=jnp.float32):
+    def init(key: jax.Array, shape: tuple[int, ...], dtype=jnp.float32) -> jax.Array:
         rows, cols = shape
         a = jax.random.normal(key, (max(rows, cols), min(rows, cols)), jnp.float32)
         q, r = _sequential_qr(a)
@@ -60,6 +66,12 @@ def orthogonal(gain: float):
         return (gain * q).astype(dtype)
 
     return init
+
+
+def flatten(obs: jax.Array, obs_ndim: int) -> jax.Array:
+    """``[..., *obs_shape]`` (``obs_ndim`` trailing axes) -> float32 ``[..., D]``."""
+    batch_shape = obs.shape[: obs.ndim - obs_ndim]
+    return obs.reshape(batch_shape + (-1,)).astype(jnp.float32)
 
 
 def mlp(
@@ -77,7 +89,9 @@ def mlp(
     return _dense(out_size, x, ortho_init, out_gain)
 
 
-def _dense(features: int, x: jax.Array, ortho_init: bool, gain) -> jax.Array:
+def _dense(
+    features: int, x: jax.Array, ortho_init: bool, gain: float | jax.Array
+) -> jax.Array:
     if ortho_init:
         kernel_init, bias_init = orthogonal(gain), nn.initializers.zeros
     else:
@@ -106,27 +120,25 @@ class MLP(nn.Module):
         )
 
 
-class ActorOutput(NamedTuple):
-    out: jax.Array  # [..., action_dim] mean action, or [..., num_actions] logits
-    log_std: jax.Array | None  # [action_dim] learned log-std, else None
-
-
 class Actor(nn.Module):
-    """Policy network: ``[..., obs_dim] -> ActorOutput``."""
+    """Policy network: ``[..., *obs_shape] -> ActorOutput``."""
 
     hidden_sizes: Sequence[int]
     action_dim: int
+    obs_ndim: int = 1
     activation: str = "relu"
     ortho_init: bool = False
     learned_std: bool = False
 
     @nn.compact
-    def __call__(self, obs: jax.Array) -> ActorOutput:
+    def __call__(
+        self, obs: jax.Array, init_log_std: float | jax.Array = 0.0
+    ) -> ActorOutput:
         # Layers directly in this scope (Dense_0, ...), the critic's inside an
         # MLP submodule: parameter paths seed the init, and these are the paths
         # the tutorial preset's recorded results were produced with.
         out = mlp(
-            obs,
+            flatten(obs, self.obs_ndim),
             self.hidden_sizes,
             self.action_dim,
             self.activation,
@@ -135,36 +147,48 @@ class Actor(nn.Module):
         )
         log_std = None
         if self.learned_std:
-            # Initialised to 0 here; the pipeline sets it to hparams.init_log_std.
-            log_std = self.param("log_std", nn.initializers.zeros, (self.action_dim,))
+            # init_log_std matters only at init (a traceable hyperparameter).
+            log_std = self.param(
+                "log_std",
+                lambda _, shape: jnp.full(shape, init_log_std, jnp.float32),
+                (self.action_dim,),
+            )
         return ActorOutput(out, log_std)
 
 
 class Critic(nn.Module):
-    """State-value network: ``[..., obs_dim] -> [...]``."""
+    """State-value network: ``[..., *obs_shape] -> [...]``."""
 
     hidden_sizes: Sequence[int]
+    obs_ndim: int = 1
     activation: str = "relu"
     ortho_init: bool = False
 
     @nn.compact
     def __call__(self, obs: jax.Array) -> jax.Array:
         mlp = MLP(self.hidden_sizes, 1, self.activation, self.ortho_init, 1.0)
-        return mlp(obs)[..., 0]
+        return mlp(flatten(obs, self.obs_ndim))[..., 0]
 
 
-def make_networks(
-    hidden_sizes: Sequence[int],
-    activation: str,
-    action_dim: int,
-    ortho_init: bool = False,
-    learned_std: bool = False,
-):
-    """Return ``(actor, critic)`` flax modules.
-
-    actor: ``[..., obs_dim] -> ActorOutput`` (mean action or logits).
-    critic: ``[..., obs_dim] -> [...]`` value.
-    """
-    hidden = tuple(hidden_sizes)
-    actor = Actor(hidden, action_dim, activation, ortho_init, learned_std)
-    return actor, Critic(hidden, activation, ortho_init)
+def make_mlp_networks(spec: EnvSpec, config: PPOConfig) -> ActorCritic:
+    """The network factory of ``--network mlp`` (``hidden_sizes``,
+    ``activation``, ``ortho_init``; a learned log-std with ``policy_std``
+    "learned", starting at ``hparams.init_log_std``)."""
+    hidden, ndim = tuple(config.hidden_sizes), len(spec.obs_shape)
+    actor = Actor(
+        hidden,
+        spec.action_dim,
+        ndim,
+        config.activation,
+        config.ortho_init,
+        learned_std=config.policy_std == "learned",
+    )
+    critic = Critic(hidden, ndim, config.activation, config.ortho_init)
+    dummy = jnp.zeros(spec.obs_shape, spec.obs_dtype)
+    return ActorCritic(
+        actor=Network(
+            init=lambda key, hp: actor.init(key, dummy, hp.init_log_std),
+            apply=lambda params, obs: cast(ActorOutput, actor.apply(params, obs)),
+        ),
+        critic=flax_network(critic, spec),
+    )

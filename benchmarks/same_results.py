@@ -1,0 +1,128 @@
+"""Are two versions of ppo_jax numerically the same? Bit for bit, on CPU.
+
+Runs a few short trainings (the ``tutorial`` and ``tuned`` presets on
+continuous, discrete and grid-observation envs) with a fixed key in this
+checkout and in a baseline commit (checked out into a temporary git worktree),
+each in its own process, and compares every metric and every parameter leaf
+bit for bit. A refactoring that claims "no change of behaviour" shows it here.
+
+    python benchmarks/same_results.py                 # against HEAD
+    python benchmarks/same_results.py --baseline c4f54cf
+
+Exit code 0 when every case is identical, 1 otherwise. CPU only: XLA picks
+kernels per machine, so compare on one machine, in one invocation.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+
+# (preset, env, iterations): short, but long enough for a difference in any
+# part of the update to reach the metrics.
+CASES = [
+    ("tutorial", "Pendulum-v1", 20),
+    ("tuned", "Pendulum-v1", 8),
+    ("tuned", "MountainCarContinuous-v0", 4),
+    ("tuned", "CartPole-v1", 12),
+    ("tuned", "Acrobot-v1", 6),
+    ("tuned", "Breakout-MinAtar", 2),
+]
+
+# Runs inside the tree under test; uses only the public API that every
+# version has (PPOConfig.from_preset, make_train).
+WORKER = r"""
+import json, sys
+import jax, numpy as np
+import ppo_jax
+from ppo_jax import PPOConfig, make_train
+
+preset, env, iterations, out = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4]
+config = PPOConfig.from_preset(preset, env_name=env)
+config = config.replace(total_timesteps=iterations * config.batch_size)
+runner, metrics = jax.jit(make_train(config))(jax.random.key(0))
+arrays = {f"metrics.{k}": np.asarray(v) for k, v in metrics._asdict().items()}
+for name, tree in (("actor", runner.agent.actor_params),
+                   ("critic", runner.agent.critic_params)):
+    for i, leaf in enumerate(jax.tree.leaves(tree)):
+        arrays[f"{name}.{i}"] = np.asarray(leaf)
+np.savez(out, **arrays)
+print(json.dumps({"module": ppo_jax.__file__}))
+"""
+
+
+def run_case(tree: Path, case: tuple[str, str, int], out: Path) -> None:
+    preset, env, iterations = case
+    proc = subprocess.run(
+        [sys.executable, "-c", WORKER, preset, env, str(iterations), str(out)],
+        cwd=tree,
+        env={"PYTHONPATH": str(tree), "PATH": "/usr/bin:/bin", "HOME": str(out.parent)},
+        capture_output=True,
+        text=True,
+    )
+    if proc.returncode:
+        raise SystemExit(f"{tree}: {case} failed:\n{proc.stderr[-3000:]}")
+    module = Path(json.loads(proc.stdout.strip().splitlines()[-1])["module"])
+    if tree.resolve() not in module.resolve().parents:
+        raise SystemExit(f"{tree}: imported ppo_jax from {module}, not from the tree")
+
+
+def compare(a: Path, b: Path) -> list[str]:
+    """Names of the arrays that differ (or exist on one side only)."""
+    x, y = np.load(a), np.load(b)
+    names = sorted(set(x.files) | set(y.files))
+    return [
+        n
+        for n in names
+        if n not in x.files
+        or n not in y.files
+        or x[n].shape != y[n].shape
+        or x[n].tobytes() != y[n].tobytes()
+    ]
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--baseline", default="HEAD", help="git commit to compare to")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        base = Path(tmp) / "baseline"
+        subprocess.run(
+            ["git", "-C", str(ROOT), "worktree", "add", "-q", "--detach", str(base),
+             args.baseline],
+            check=True,
+        )  # fmt: skip
+        try:
+            failures = 0
+            for case in CASES:
+                mine, theirs = Path(tmp) / "mine.npz", Path(tmp) / "theirs.npz"
+                run_case(ROOT, case, mine)
+                run_case(base, case, theirs)
+                diff = compare(mine, theirs)
+                n = len(np.load(mine).files)
+                status = "identical" if not diff else f"DIFFERENT: {', '.join(diff)}"
+                print(
+                    f"{case[0]:>8} {case[1]:<26} {case[2]:>3} it, {n} arrays: {status}"
+                )
+                failures += bool(diff)
+        finally:
+            subprocess.run(
+                ["git", "-C", str(ROOT), "worktree", "remove", "--force", str(base)],
+                check=False,
+            )
+    print(
+        f"baseline {args.baseline}: {len(CASES) - failures} of {len(CASES)} identical"
+    )
+    return 1 if failures else 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,239 @@
+"""The environment contract (gymnax 1.x) and its check before compiling.
+
+Any object with these methods trains::
+
+    reset(key, params) -> (obs, state)
+    step(key, state, action, params)
+        -> (obs, state, reward, terminated, truncated, info)
+    action_space(params)   # Discrete (has .n) or a 1-D Box (.low, .high, .shape)
+
+``step`` resets a finished episode by itself and puts the observation the
+episode ended on (before that reset) in ``info["final_observation"]``;
+``reward`` is a scalar, ``terminated``/``truncated`` scalar booleans (truncated:
+ended by a time limit). ``obs`` is an array of any shape, or a dict of arrays of
+which the networks read one key (``obs_key``). ``state`` and ``params`` are the
+environment's own pytrees; a ``params.max_steps_in_episode`` is the time limit
+that ``max_episode_steps`` overrides and evaluation runs to.
+
+:func:`inspect_environment` checks all of this with one ``jax.eval_shape`` of
+``reset`` and one of ``step`` (tracing only, nothing compiles) and refuses a
+wrong environment with one sentence naming what is wrong.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any, NamedTuple, Protocol, TypeAlias
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from ppo_jax.imports import error_summary
+from ppo_jax.schema import ConfigError
+
+# An environment's own state and parameter types: any pytree it chooses.
+PyTree: TypeAlias = Any
+Observation: TypeAlias = jax.Array
+StepResult: TypeAlias = tuple[
+    Observation, PyTree, jax.Array, jax.Array, jax.Array, dict[str, Any]
+]
+
+
+class Environment(Protocol):
+    """What ppo_jax steps: the gymnax 1.x ``Environment`` interface."""
+
+    def reset(self, key: jax.Array, params: PyTree) -> tuple[Observation, PyTree]: ...
+
+    def step(
+        self, key: jax.Array, state: PyTree, action: jax.Array, params: PyTree
+    ) -> StepResult: ...
+
+    def action_space(self, params: PyTree) -> Any: ...
+
+
+class EnvSpec(NamedTuple):
+    """What the networks and the policy need to know about an environment."""
+
+    obs_shape: tuple[int, ...]  # one observation, e.g. (3,) or (10, 10, 4)
+    obs_dtype: np.dtype  # as the env returns it (float32, bool, ...)
+    discrete: bool  # True: Discrete actions (int32); False: a Box vector
+    action_dim: int  # Box: action vector length; Discrete: number of actions
+    action_low: np.ndarray | None  # Box bounds, float32 [action_dim]; None if discrete
+    action_high: np.ndarray | None
+    max_episode_steps: int | None  # params.max_steps_in_episode, when it has one
+
+
+class EnvSetup(NamedTuple):
+    """An environment ready for the pipeline: the object, its params, its spec."""
+
+    env: Environment
+    params: PyTree
+    spec: EnvSpec
+
+
+class ObservationKey:
+    """Reads one key of a dict-observation environment, in ``obs`` and in
+    ``info["final_observation"]``; everything else passes through."""
+
+    def __init__(self, env: Environment, key: str):
+        self.env = env
+        self.key = key
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.env, name)
+
+    def reset(self, key: jax.Array, params: PyTree) -> tuple[Observation, PyTree]:
+        obs, state = self.env.reset(key, params)
+        return obs[self.key], state
+
+    def step(
+        self, key: jax.Array, state: PyTree, action: jax.Array, params: PyTree
+    ) -> StepResult:
+        obs, state, reward, terminated, truncated, info = self.env.step(
+            key, state, action, params
+        )
+        final = info["final_observation"][self.key]
+        return (
+            obs[self.key],
+            state,
+            reward,
+            terminated,
+            truncated,
+            {
+                **info,
+                "final_observation": final,
+            },
+        )
+
+    def action_space(self, params: PyTree) -> Any:
+        return self.env.action_space(params)
+
+
+def describe(env: Environment) -> str:
+    """``module:Class`` of an environment object (its label in messages)."""
+    cls = type(env)
+    return f"{cls.__module__}:{cls.__qualname__}"
+
+
+def inspect_environment(
+    env: Environment, params: PyTree, obs_key: str | None, label: str
+) -> EnvSetup:
+    """Check ``env`` against the contract and describe it.
+
+    Raises:
+        ConfigError: one sentence naming what does not fit (``env_name`` or
+            ``obs_key``).
+    """
+
+    def refuse(what: str) -> ConfigError:
+        return ConfigError(
+            "env_name",
+            label,
+            f"an environment following the gymnax 1.x contract: {what}",
+        )
+
+    for method in ("reset", "step", "action_space"):
+        if not callable(getattr(env, method, None)):
+            raise refuse(f"it has no {method} method")
+    space = _call(refuse, "action_space(params)", lambda: env.action_space(params))
+    discrete, action_dim, low, high = _action_space(space, refuse)
+    key = jax.random.key(0)
+    reset = _trace(refuse, "reset(key, params)", lambda: env.reset(key, params))
+    if not isinstance(reset, tuple) or len(reset) != 2:
+        raise refuse("reset must return (obs, state)")
+    obs = reset[0]
+    if isinstance(obs, Mapping):
+        keys = ", ".join(sorted(map(str, obs)))
+        if obs_key is None or obs_key not in obs:
+            raise ConfigError(
+                "obs_key",
+                obs_key,
+                f"one of the keys of {label}'s dict observations ({keys})",
+            )
+        env = ObservationKey(env, obs_key)
+        obs = obs[obs_key]
+    if not isinstance(obs, jax.ShapeDtypeStruct):
+        raise refuse(
+            f"observations must be arrays or dicts of arrays, not {type(obs).__name__}"
+        )
+
+    if discrete:
+        action = jnp.zeros((), jnp.int32)
+    else:
+        action = jnp.zeros((action_dim,), jnp.float32)
+
+    def one_step() -> Any:
+        _, state = env.reset(key, params)
+        return env.step(key, state, action, params)
+
+    result = _trace(refuse, "step(key, state, action, params)", one_step)
+    if not isinstance(result, tuple) or len(result) != 6:
+        n = len(result) if isinstance(result, tuple) else 1
+        raise refuse(
+            f"step returns {n} values, not 6 (obs, state, reward, terminated, "
+            "truncated, info)"
+        )
+    next_obs, _, reward, terminated, truncated, info = result
+    if getattr(next_obs, "shape", None) != obs.shape:
+        raise refuse(
+            f"step's observation has shape {getattr(next_obs, 'shape', None)}, "
+            f"reset's {obs.shape}"
+        )
+    for name, value in (
+        ("reward", reward),
+        ("terminated", terminated),
+        ("truncated", truncated),
+    ):
+        if getattr(value, "shape", None) != ():
+            raise refuse(f"step's {name} must be a scalar, not shape {value.shape}")
+    final = info.get("final_observation") if isinstance(info, Mapping) else None
+    if getattr(final, "shape", None) != obs.shape:
+        raise refuse(
+            'step\'s info must hold "final_observation" (the observation before '
+            f"an auto-reset) of the observations' shape {obs.shape}"
+        )
+    limit = getattr(params, "max_steps_in_episode", None)
+    spec = EnvSpec(
+        obs_shape=tuple(obs.shape),
+        obs_dtype=np.dtype(obs.dtype),
+        discrete=discrete,
+        action_dim=action_dim,
+        action_low=low,
+        action_high=high,
+        max_episode_steps=None if limit is None else int(limit),
+    )
+    return EnvSetup(env, params, spec)
+
+
+def _action_space(
+    space: Any, refuse: Callable[[str], ConfigError]
+) -> tuple[bool, int, np.ndarray | None, np.ndarray | None]:
+    """``(discrete, action_dim, low, high)`` of a Discrete or 1-D Box space."""
+    shape = getattr(space, "shape", None)
+    if hasattr(space, "n") and not hasattr(space, "low"):
+        return True, int(space.n), None, None
+    if hasattr(space, "low") and hasattr(space, "high") and shape is not None:
+        if len(shape) == 1:
+            low = np.broadcast_to(np.asarray(space.low, np.float32), shape)
+            high = np.broadcast_to(np.asarray(space.high, np.float32), shape)
+            return False, int(shape[0]), low, high
+    raise refuse(
+        f"actions must be Discrete or a 1-D Box; this one has "
+        f"{type(space).__name__} actions of shape {shape}"
+    )
+
+
+def _call(
+    refuse: Callable[[str], ConfigError], what: str, fn: Callable[[], Any]
+) -> Any:
+    try:
+        return fn()
+    except Exception as e:  # the user's code: any error becomes one sentence
+        raise refuse(f"{what} failed with {error_summary(e)}") from e
+
+
+def _trace(
+    refuse: Callable[[str], ConfigError], what: str, fn: Callable[[], Any]
+) -> Any:
+    return _call(refuse, what, lambda: jax.eval_shape(fn))

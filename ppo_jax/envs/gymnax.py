@@ -1,0 +1,28 @@
+"""The gymnax family: ``gymnax/NAME`` (or a bare ``NAME``) from gymnax's registry.
+
+gymnax environments already follow the contract (:mod:`ppo_jax.envs.contract`),
+so this module only looks names up and builds them.
+"""
+
+from __future__ import annotations
+
+import difflib
+
+import gymnax
+
+from ppo_jax.envs.contract import Environment, PyTree
+from ppo_jax.schema import ConfigError
+
+
+def make(task: str, label: str) -> tuple[Environment, PyTree]:
+    """``(env, default_params)`` of gymnax's ``task``; ``label`` names it in errors.
+
+    Raises:
+        ConfigError: an unknown name, with the closest registered names.
+    """
+    if task not in gymnax.registered_envs:
+        close = difflib.get_close_matches(task, gymnax.registered_envs, n=3)
+        hint = f" (did you mean {' or '.join(close)}?)" if close else ""
+        raise ConfigError("env_name", label, f"a gymnax environment name{hint}")
+    env, params = gymnax.make(task)
+    return env, params

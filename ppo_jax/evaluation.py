@@ -1,0 +1,272 @@
+"""Evaluating a trained policy deterministically (the policy's mode).
+
+The command line is ``python -m ppo_jax.evaluate RUN_DIR`` (:mod:`ppo_jax.evaluate`);
+in Python, :func:`load_policy`, :func:`evaluate_policy` and
+:func:`evaluate_gymnasium`. Every path acts through the run's
+:class:`~ppo_jax.policy.Policy` (frozen observation statistics, action clipping).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from ppo_jax import rundir
+from ppo_jax.config import ConfigError, PPOConfig
+from ppo_jax.envs import Environment, split_env_name
+from ppo_jax.envs.contract import PyTree
+from ppo_jax.experiment import runner_template
+from ppo_jax.networks import NetworkFactory, Params
+from ppo_jax.normalization import RunningMeanStd
+from ppo_jax.pipeline import Pipeline, RunnerState, build_pipeline
+
+NumpyPolicy = Callable[[np.ndarray], np.ndarray]
+
+# gymnax envs whose reference implementation gymnasium ships (same name).
+GYMNASIUM_ENVS = (
+    "Pendulum-v1",
+    "CartPole-v1",
+    "Acrobot-v1",
+    "MountainCarContinuous-v0",
+)
+
+
+def evaluate_policy(
+    pipeline: Pipeline,
+    actor_params: Params,
+    obs_stats: RunningMeanStd,
+    key: jax.Array,
+    num_episodes: int,
+    max_steps: int | None = None,
+) -> tuple[jax.Array, jax.Array]:
+    """Run ``num_episodes`` episodes with the deterministic action.
+
+    The action is the policy's mode: the Gaussian mean (as the tutorial's test
+    mode) or the most likely discrete action; observations are normalized with
+    the frozen training statistics ``obs_stats`` when the run normalized them.
+    Episodes run in parallel (vmap) for ``max_steps`` steps (default: the env's
+    time limit ``params.max_steps_in_episode``); rewards after an episode ends
+    are ignored.
+
+    Returns:
+        ``(returns, lengths)``: ``[num_episodes]`` float32 undiscounted returns
+        and int32 lengths.
+    """
+    env, env_params = pipeline.setup.env, pipeline.setup.params
+    policy = pipeline.policy
+    if max_steps is None:
+        max_steps = pipeline.spec.max_episode_steps
+    if max_steps is None:
+        raise ConfigError(
+            "max_steps",
+            None,
+            "a number of steps for an environment whose params have no "
+            "max_steps_in_episode",
+        )
+
+    def act(obs: jax.Array) -> jax.Array:
+        return policy.mode(actor_params, obs_stats, obs)
+
+    def episode(key: jax.Array) -> tuple[jax.Array, jax.Array]:
+        reset_key, steps_key = jax.random.split(key)
+        obs, state = env.reset(reset_key, env_params)
+
+        def step(carry: Any, step_key: jax.Array) -> tuple[Any, None]:
+            obs, state, total, length, running = carry
+            action = act(obs)
+            obs, state, reward, terminated, truncated, _ = env.step(
+                step_key, state, action, env_params
+            )
+            total = total + jnp.where(running, reward.astype(jnp.float32), 0.0)
+            length = length + running.astype(jnp.int32)
+            running = running & ~(terminated | truncated)
+            return (obs, state, total, length, running), None
+
+        init = (obs, state, jnp.float32(0.0), jnp.int32(0), jnp.bool_(True))
+        (_, _, total, length, _), _ = jax.lax.scan(
+            step, init, jax.random.split(steps_key, max_steps)
+        )
+        return total, length
+
+    return jax.vmap(episode)(jax.random.split(key, num_episodes))
+
+
+def load_run(
+    run_dir: str | Path,
+    run: int = 0,
+    env: Environment | None = None,
+    env_params: PyTree | None = None,
+    network: NetworkFactory | None = None,
+) -> tuple[Pipeline, RunnerState]:
+    """Load ``(pipeline, runner)`` of a run directory's latest checkpoint.
+
+    For a multi-seed or sweep directory, ``run`` picks one of its runs (the
+    returned runner has no run axis). ``env``, ``env_params`` and ``network``:
+    the objects a run trained with through those doors of ``run_training``.
+    """
+    run_dir = Path(run_dir)
+    config = rundir.load_config(run_dir)
+    spec = rundir.load_run_spec(run_dir, config)
+    if not 0 <= run < spec.num_runs:
+        raise ConfigError("run", run, f"an index from 0 to {spec.num_runs - 1}")
+    pipeline = build_pipeline(config, env, env_params, network)
+    runner = rundir.load_checkpoint(run_dir, runner_template(pipeline, spec), config)
+    if spec.batched:
+        runner = jax.tree.map(lambda x: x[run], runner)
+    return pipeline, runner
+
+
+def evaluate_run(
+    pipeline: Pipeline, runner: RunnerState, num_episodes: int = 10, seed: int = 0
+) -> tuple[np.ndarray, np.ndarray]:
+    """Evaluate a loaded run (see :func:`load_run`) in its gymnax env.
+
+    Returns numpy ``(returns, lengths)``.
+    """
+    fn = jax.jit(
+        lambda params, stats, key: evaluate_policy(
+            pipeline, params, stats, key, num_episodes
+        )
+    )
+    returns, lengths = fn(
+        runner.agent.actor_params, runner.envs.obs_stats, jax.random.key(seed)
+    )
+    return np.asarray(returns), np.asarray(lengths)
+
+
+def load_policy(
+    run_dir: str | Path,
+    run: int = 0,
+    env: Environment | None = None,
+    env_params: PyTree | None = None,
+    network: NetworkFactory | None = None,
+) -> NumpyPolicy:
+    """``policy(obs) -> action`` of a run directory: :func:`numpy_policy` of
+    :func:`load_run`. ``run`` picks a run of a multi-seed or sweep directory."""
+    return numpy_policy(*load_run(run_dir, run, env, env_params, network))
+
+
+def numpy_policy(pipeline: Pipeline, runner: RunnerState) -> NumpyPolicy:
+    """Return ``policy(obs) -> action`` for a loaded run (deterministic).
+
+    ``obs`` is a raw (unnormalized) numpy observation ``[*obs_shape]`` or
+    ``[batch, *obs_shape]``. For continuous actions the result is the Gaussian
+    mean, float32 ``[action_dim]`` or ``[batch, action_dim]`` (unclipped, as the
+    tutorial's test mode sends it, or clipped to the bounds when the run
+    trained with ``clip_actions``); for discrete actions the most likely
+    action, int32 ``[]`` or ``[batch]``. Needs only numpy to call.
+    """
+    act = jax.jit(pipeline.policy.mode)
+    params, stats = runner.agent.actor_params, runner.envs.obs_stats
+
+    def policy(obs: np.ndarray) -> np.ndarray:
+        return np.asarray(act(params, stats, obs))
+
+    return policy
+
+
+def check_gymnasium(config: PPOConfig) -> ModuleType:
+    """Refuse, before any loading, envs gymnasium lacks or a missing install;
+    returns the gymnasium module."""
+    family, task = split_env_name(config.env_name)
+    if family != "gymnax" or task not in GYMNASIUM_ENVS:
+        raise ConfigError(
+            "backend",
+            "gymnasium",
+            f"gymnax for {config.env_name}; gymnasium has the same environment "
+            f"only for {', '.join(GYMNASIUM_ENVS)}",
+        )
+    try:
+        import gymnasium
+    except ImportError as e:
+        raise ConfigError(
+            "backend",
+            "gymnasium",
+            "gymnax unless gymnasium is installed (pip install -e '.[gym]')",
+        ) from e
+    return gymnasium
+
+
+def _gymnasium_env(config: PPOConfig, render: bool = False) -> Any:
+    gymnasium = check_gymnasium(config)
+    kwargs: dict[str, Any] = {}
+    if render:
+        # Off-screen frames only: keep pygame (SDL) from probing for a display
+        # and a sound card, which fails noisily on headless machines.
+        os.environ.setdefault("SDL_VIDEODRIVER", "dummy")
+        os.environ.setdefault("SDL_AUDIODRIVER", "dummy")
+        kwargs["render_mode"] = "rgb_array"
+    if config.max_episode_steps is not None:
+        kwargs["max_episode_steps"] = config.max_episode_steps
+    return gymnasium.make(split_env_name(config.env_name)[1], **kwargs)
+
+
+def run_gymnasium_episode(
+    env: Any, policy: NumpyPolicy, seed: int, frames: list[np.ndarray] | None = None
+) -> tuple[float, int]:
+    """One episode of ``policy`` (numpy obs -> action) in a gymnasium env.
+
+    Returns ``(return, length)``; appends rendered frames when ``frames`` is a
+    list.
+    """
+    obs, _ = env.reset(seed=seed)
+    total, length, done = 0.0, 0, False
+    discrete = hasattr(env.action_space, "n")
+    while not done:
+        if frames is not None:
+            frames.append(env.render())
+        action = policy(obs)
+        sent = int(action) if discrete else np.asarray(action, np.float32)
+        obs, reward, terminated, truncated, _ = env.step(sent)
+        total += float(reward)
+        length += 1
+        done = terminated or truncated
+    if frames is not None:
+        frames.append(env.render())
+    return total, length
+
+
+def evaluate_gymnasium(
+    config: PPOConfig, policy: NumpyPolicy, num_episodes: int = 10, seed: int = 0
+) -> tuple[np.ndarray, np.ndarray]:
+    """Run ``policy`` (numpy in, numpy out: :func:`numpy_policy`) in gymnasium's
+    env of ``config.env_name``; episode ``i`` resets with seed ``seed + i``.
+
+    Returns numpy ``(returns, lengths)``.
+    """
+    env = _gymnasium_env(config)
+    results = [
+        run_gymnasium_episode(env, policy, seed + i) for i in range(num_episodes)
+    ]
+    env.close()
+    returns = np.asarray([r for r, _ in results], np.float32)
+    lengths = np.asarray([n for _, n in results], np.int32)
+    return returns, lengths
+
+
+def render_gif(
+    config: PPOConfig, policy: NumpyPolicy, path: str | Path, seed: int = 0
+) -> tuple[float, int]:
+    """Render one episode of ``policy`` to an animated GIF (gymnasium's
+    ``rgb_array`` frames). Returns ``(return, length)`` of that episode."""
+    from PIL import Image
+
+    env = _gymnasium_env(config, render=True)
+    frames: list[np.ndarray] = []
+    result = run_gymnasium_episode(env, policy, seed, frames)
+    env.close()
+    images = [Image.fromarray(f) for f in frames]
+    try:
+        images[0].save(
+            path, save_all=True, append_images=images[1:], duration=40, loop=0
+        )
+    except OSError as e:
+        raise rundir.RunDirError(f"cannot write the GIF {str(path)!r} ({e})") from e
+    return result

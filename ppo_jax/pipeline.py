@@ -1,0 +1,266 @@
+"""The training pipeline: one pure, compiled function of a PRNG key.
+
+Data flow of one iteration (``iteration_step``)::
+
+    rollout (scan over rollout_length, vmapped envs)
+      -> critic values of the batch (one forward pass)
+      -> rewards-to-go or GAE (reverse scan) and normalized advantages
+      -> update epochs (scan) of (mini)batch gradient steps (scan)
+
+``make_train(config)`` returns ``train(key, hparams=None)``, a scan of
+``iteration_step`` over every iteration. ``make_chunk`` returns the same step
+scanned over a fixed number of iterations, which the CLI runs in a host loop
+for progress reports and checkpoints without recompiling.
+
+Both take the doors of :func:`build_pipeline`: your own environment object
+(``env``, ``env_params``) and network factory (``network``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import NamedTuple, TypeAlias
+
+import jax
+import jax.numpy as jnp
+from flax import struct
+
+from ppo_jax.config import Hyperparams, PPOConfig
+from ppo_jax.envs import Environment, EnvSetup, EnvSpec, make_env
+from ppo_jax.envs.contract import PyTree
+from ppo_jax.networks import ActorCritic, NetworkFactory, make_networks
+from ppo_jax.policy import Policy, make_policy
+from ppo_jax.returns import generalized_advantages, normalize_advantages, rewards_to_go
+from ppo_jax.rollout import EnvBatch, Rollout, make_rollout, reset_envs
+from ppo_jax.update import AgentState, Batch, init_agent, make_update
+
+
+@struct.dataclass
+class RunnerState:
+    """Everything a run carries from one iteration to the next (checkpointable)."""
+
+    agent: AgentState
+    envs: EnvBatch
+    key: jax.Array  # typed PRNG key
+    iteration: jax.Array  # int32, iterations completed
+
+
+class Metrics(NamedTuple):
+    """Per-iteration metrics (scalars; ``[num_iterations]`` from ``train``)."""
+
+    iteration: jax.Array  # int32, 1-based number of the iteration
+    timesteps: jax.Array  # int32, env steps simulated so far
+    mean_return: jax.Array  # float32, undiscounted, episodes ended this iteration
+    mean_length: jax.Array  # float32, NaN (as mean_return) if none ended
+    num_episodes: jax.Array  # int32, episodes ended this iteration
+    actor_loss: jax.Array  # float32, clipped surrogate, mean over gradient steps
+    critic_loss: jax.Array  # float32, value loss, mean over gradient steps
+    entropy: jax.Array  # float32, policy entropy, mean over gradient steps
+    approx_kl: jax.Array  # float32, mean over gradient steps
+    epochs: jax.Array  # float32, epochs run (fewer than update_epochs: KL stop)
+    all_finite: jax.Array  # bool: losses and all parameters finite after it
+
+
+Init: TypeAlias = Callable[[jax.Array, Hyperparams], RunnerState]
+IterationStep: TypeAlias = Callable[
+    [RunnerState, Hyperparams], tuple[RunnerState, Metrics]
+]
+
+
+class Pipeline(NamedTuple):
+    """The pieces of a run, built once per static config."""
+
+    config: PPOConfig
+    setup: EnvSetup  # the environment, its params and its spec
+    networks: ActorCritic
+    policy: Policy  # obs -> action, for the rollout and every evaluation
+    rollout: Rollout  # (actor_params, EnvBatch, key, hp) -> envs, Transition, stats
+    init: Init  # (key, hparams) -> RunnerState
+    iteration_step: IterationStep  # (RunnerState, hparams) -> (RunnerState, Metrics)
+
+    @property
+    def spec(self) -> EnvSpec:
+        return self.setup.spec
+
+
+def build_pipeline(
+    config: PPOConfig,
+    env: Environment | None = None,
+    env_params: PyTree | None = None,
+    network: NetworkFactory | None = None,
+) -> Pipeline:
+    """Validate ``config``, the environment and the networks (before anything
+    compiles) and build the pure pieces.
+
+    ``env``/``env_params``: your own environment (see
+    :mod:`ppo_jax.envs.contract`) instead of ``config.env_name``; ``network``:
+    your own factory (see :mod:`ppo_jax.networks`) instead of ``config.network``.
+
+    Raises:
+        ConfigError: one sentence on the first thing that does not fit.
+    """
+    config.validate()
+    setup = make_env(config, env, env_params)
+    networks = make_networks(setup.spec, config, network)
+    policy = make_policy(networks.actor, setup.spec, config)
+    rollout = make_rollout(setup, policy, config)
+    update = make_update(networks, policy, config)
+
+    def init(key: jax.Array, hp: Hyperparams) -> RunnerState:
+        actor_key, critic_key, env_key, run_key = jax.random.split(key, 4)
+        actor_params = networks.actor.init(actor_key, hp)
+        critic_params = networks.critic.init(critic_key, hp)
+        return RunnerState(
+            agent=init_agent(actor_params, critic_params, hp, config),
+            envs=reset_envs(setup, env_key, config),
+            key=run_key,
+            iteration=jnp.zeros((), jnp.int32),
+        )
+
+    def iteration_step(
+        runner: RunnerState, hp: Hyperparams
+    ) -> tuple[RunnerState, Metrics]:
+        key, rollout_key, update_key = jax.random.split(runner.key, 3)
+        agent = runner.agent
+
+        # 1. Rollout: [T, N] transitions with the current policy.
+        envs, traj, stats = rollout(agent.actor_params, runner.envs, rollout_key, hp)
+
+        # 2. Critic once on every observation plus the one after the batch, whose
+        #    value continues episodes cut by the batch end (and, with
+        #    bootstrap_truncation, on the pre-reset observations).
+        value_obs = [traj.obs, policy.observe(envs.obs, envs.obs_stats)[None]]
+        if traj.final_obs is not None:  # bootstrap_truncation
+            value_obs.append(traj.final_obs)
+        values = networks.critic.apply(
+            agent.critic_params, jnp.concatenate(value_obs, axis=0)
+        )
+        T = config.rollout_length
+        batch_values, bootstrap = values[:T], values[T]
+        rewards = traj.reward
+        if traj.truncated is not None:  # bootstrap_truncation
+            # A time-limit end is not terminal: add the discounted value of the
+            # observation the episode was cut at.
+            final_values = values[T + 1 :]
+            rewards = rewards + hp.gamma * jnp.where(traj.truncated, final_values, 0.0)
+
+        # 3. Advantages and value targets.
+        if config.advantage == "gae":
+            advantages = generalized_advantages(
+                rewards, batch_values, traj.done, hp.gamma, hp.gae_lambda, bootstrap
+            )
+            targets = advantages + batch_values
+        else:
+            targets = rewards_to_go(rewards, traj.done, hp.gamma, bootstrap)
+            advantages = targets - batch_values
+        advantages = normalize_advantages(advantages)
+
+        # 4. Update epochs on the flattened batch.
+        def flat(x: jax.Array) -> jax.Array:
+            return x.reshape((config.batch_size,) + x.shape[2:])
+
+        batch = Batch(
+            obs=flat(traj.obs),
+            action=flat(traj.action),
+            old_log_prob=flat(traj.log_prob),
+            advantage=flat(advantages),
+            target=flat(targets),
+            old_value=flat(batch_values),
+        )
+        agent, info = update(agent, batch, update_key, hp)
+
+        iteration = runner.iteration + 1
+        episodes = jnp.maximum(stats.episodes, 1)
+        no_episode = stats.episodes == 0
+        metrics = Metrics(
+            iteration=iteration,
+            timesteps=iteration * config.batch_size,
+            mean_return=jnp.where(no_episode, jnp.nan, stats.return_sum / episodes),
+            mean_length=jnp.where(no_episode, jnp.nan, stats.length_sum / episodes),
+            num_episodes=stats.episodes,
+            actor_loss=info.actor_loss,
+            critic_loss=info.critic_loss,
+            entropy=info.entropy,
+            approx_kl=info.approx_kl,
+            epochs=info.epochs,
+            all_finite=_all_finite(
+                (
+                    info.actor_loss,
+                    info.critic_loss,
+                    agent.actor_params,
+                    agent.critic_params,
+                )
+            ),
+        )
+        runner = RunnerState(agent=agent, envs=envs, key=key, iteration=iteration)
+        return runner, metrics
+
+    return Pipeline(config, setup, networks, policy, rollout, init, iteration_step)
+
+
+def _all_finite(tree: PyTree) -> jax.Array:
+    """True when every leaf of ``tree`` is finite (the NaN guard's signal)."""
+    return jnp.all(jnp.stack([jnp.all(jnp.isfinite(x)) for x in jax.tree.leaves(tree)]))
+
+
+Train: TypeAlias = Callable[..., tuple[RunnerState, Metrics]]
+Chunk: TypeAlias = Callable[[RunnerState, Hyperparams], tuple[RunnerState, Metrics]]
+
+
+def make_train(
+    config: PPOConfig,
+    env: Environment | None = None,
+    env_params: PyTree | None = None,
+    network: NetworkFactory | None = None,
+) -> Train:
+    """Build the whole run as one pure function.
+
+    ``env``, ``env_params`` and ``network`` bring your own environment and
+    network factory (see :func:`build_pipeline`).
+
+    Returns:
+        ``train(key, hparams=None) -> (RunnerState, Metrics)`` where ``key`` is a
+        ``jax.random.key`` and ``hparams`` a :class:`Hyperparams` (default:
+        ``config.hyperparams()``; pass traced or vmapped values for sweeps).
+        Metrics leaves have shape ``[config.num_iterations]``. Both
+        ``jax.jit(train)`` and ``jax.jit(jax.vmap(train))`` work.
+    """
+    pipeline = build_pipeline(config, env, env_params, network)
+
+    def train(
+        key: jax.Array, hparams: Hyperparams | None = None
+    ) -> tuple[RunnerState, Metrics]:
+        hp = config.hyperparams() if hparams is None else hparams
+        runner = pipeline.init(key, hp)
+        return jax.lax.scan(
+            lambda r, _: pipeline.iteration_step(r, hp),
+            runner,
+            None,
+            length=config.num_iterations,
+        )
+
+    return train
+
+
+def make_chunk(pipeline: Pipeline, chunk_iterations: int) -> Chunk:
+    """``run_chunk(runner, hparams) -> (runner, Metrics[chunk_iterations])``.
+
+    Scans ``chunk_iterations`` iterations. Iterations past
+    ``config.num_iterations`` leave the runner unchanged (their metrics rows are
+    to be dropped), so the last chunk of a run reuses the same compiled
+    function instead of compiling a shorter one.
+    """
+    total = pipeline.config.num_iterations
+
+    def run_chunk(runner: RunnerState, hp: Hyperparams) -> tuple[RunnerState, Metrics]:
+        def body(runner: RunnerState, _: None) -> tuple[RunnerState, Metrics]:
+            new_runner, metrics = pipeline.iteration_step(runner, hp)
+            active = runner.iteration < total
+            runner = jax.tree.map(
+                lambda new, old: jnp.where(active, new, old), new_runner, runner
+            )
+            return runner, metrics
+
+        return jax.lax.scan(body, runner, None, length=chunk_iterations)
+
+    return run_chunk

@@ -1,0 +1,94 @@
+"""The policy: observation in, action out, one object for every use.
+
+The rollout samples from it, the update scores stored actions with it, and
+evaluation in gymnax, in gymnasium and :func:`ppo_jax.load_policy` take its
+mode: so observation normalization, the action distribution and action
+clipping are written once, here.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import NamedTuple
+
+import distrax
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from ppo_jax.config import Hyperparams, PPOConfig
+from ppo_jax.distributions import ActionDistribution, make_action_distribution
+from ppo_jax.envs.contract import EnvSpec
+from ppo_jax.networks import ActorOutput, Network, Params
+from ppo_jax.normalization import RunningMeanStd, normalize
+
+
+class PolicySample(NamedTuple):
+    """One sampled step for ``[...]`` observations."""
+
+    seen_obs: jax.Array  # [..., *obs_shape] what the actor saw (normalized if on)
+    action: jax.Array  # [..., action_dim] float32 or [...] int32, as sampled
+    log_prob: jax.Array  # [...] log-probability of ``action``
+    env_action: jax.Array  # ``action`` as sent to the env (clipped if on)
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class Policy:
+    """Actor network + observation normalization + distribution + clipping."""
+
+    actor: Network[ActorOutput]
+    distribution: ActionDistribution
+    normalize_obs: bool
+    action_low: np.ndarray | None  # clip bounds [action_dim]; None: no clipping
+    action_high: np.ndarray | None
+
+    def observe(self, obs: jax.Array, obs_stats: RunningMeanStd) -> jax.Array:
+        """Raw observations ``[..., *obs_shape]`` -> what the actor sees."""
+        return normalize(obs, obs_stats) if self.normalize_obs else obs
+
+    def dist(
+        self, params: Params, seen_obs: jax.Array, hp: Hyperparams
+    ) -> distrax.Distribution:
+        """The action distribution for already observed (``observe``) inputs."""
+        return self.distribution.dist(self.actor.apply(params, seen_obs), hp)
+
+    def to_env(self, action: jax.Array) -> jax.Array:
+        """The action the env receives: clipped to its bounds when enabled."""
+        if self.action_low is None or self.action_high is None:
+            return action
+        return jnp.clip(action, self.action_low, self.action_high)
+
+    def sample(
+        self,
+        params: Params,
+        obs_stats: RunningMeanStd,
+        obs: jax.Array,
+        key: jax.Array,
+        hp: Hyperparams,
+    ) -> PolicySample:
+        """Sample an action for raw observations; the sample is what is stored
+        and scored, the env may get a clipped copy."""
+        seen = self.observe(obs, obs_stats)
+        action, log_prob = self.dist(params, seen, hp).sample_and_log_prob(seed=key)
+        return PolicySample(seen, action, log_prob, self.to_env(action))
+
+    def mode(
+        self, params: Params, obs_stats: RunningMeanStd, obs: jax.Array
+    ) -> jax.Array:
+        """The deterministic action (Gaussian mean or most likely discrete
+        action) for raw observations, as sent to the env."""
+        seen = self.observe(jnp.asarray(obs), obs_stats)
+        return self.to_env(self.distribution.mode(self.actor.apply(params, seen)))
+
+
+def make_policy(
+    actor: Network[ActorOutput], spec: EnvSpec, config: PPOConfig
+) -> Policy:
+    clip = config.clip_actions and not spec.discrete
+    return Policy(
+        actor=actor,
+        distribution=make_action_distribution(spec.discrete, config.policy_std),
+        normalize_obs=config.normalize_obs,
+        action_low=spec.action_low if clip else None,
+        action_high=spec.action_high if clip else None,
+    )

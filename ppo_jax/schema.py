@@ -1,0 +1,240 @@
+"""The config schema: each field says once what it is and what it allows.
+
+A field is declared with :func:`option`: its default, a help text (the CLI's
+``--help`` and the README's options table), whether it is *traceable* (a plain
+number inside the computation, copied into ``Hyperparams`` so that sweeps can
+vmap over it) and, for numbers, its range. Its type annotation says the rest:
+``Literal[...]`` lists the choices, ``X | None`` admits ``None`` (``none`` on the
+command line), ``tuple[int, ...]`` parses from ``64,64``.
+
+Validation (:func:`check_fields`), command-line parsing (:func:`parse_text`)
+and the README table (:func:`markdown_table`) are all derived from it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import types
+import typing
+from collections.abc import Callable
+from typing import Any, Literal, TypeVar, Union
+
+T = TypeVar("T")
+
+
+class ConfigError(ValueError):
+    """A config field holds a value that is not allowed.
+
+    The message is one sentence naming the field, the value and what is allowed.
+    """
+
+    def __init__(self, field: str, value: Any, allowed: str):
+        self.field = field
+        self.value = value
+        self.allowed = allowed
+        super().__init__(f"{field}={value!r} is not allowed: {allowed}.")
+
+
+def option(
+    default: T,
+    help: str,
+    *,
+    traceable: bool = False,
+    low: float | None = None,
+    high: float = math.inf,
+    low_open: bool = False,
+) -> T:
+    """A config field: default, help text, traceability and numeric range.
+
+    ``low``/``high`` bound numbers (``low_open``: strictly above ``low``); for
+    integers and tuples of integers ``low`` is the minimum of each value.
+    """
+    meta = {
+        "help": help,
+        "traceable": traceable,
+        "low": low,
+        "high": high,
+        "low_open": low_open,
+    }
+    field: T = dataclasses.field(default=default, metadata=meta)
+    return field
+
+
+@dataclasses.dataclass(frozen=True)
+class FieldKind:
+    """What a field's annotation says, resolved once."""
+
+    name: str
+    base: type  # bool, int, float, str or tuple (of ints)
+    optional: bool  # None allowed
+    choices: tuple[str, ...]  # Literal choices, () for free values
+    help: str
+    traceable: bool
+    low: float | None
+    high: float
+    low_open: bool
+
+    @property
+    def flag(self) -> str:
+        return "--" + self.name.replace("_", "-")
+
+
+def field_kinds(cls: type) -> tuple[FieldKind, ...]:
+    """The :class:`FieldKind` of every field of the dataclass ``cls``."""
+    hints = typing.get_type_hints(cls)
+    kinds = []
+    for f in dataclasses.fields(cls):
+        annotation = hints[f.name]
+        args = typing.get_args(annotation)
+        optional = _is_union(annotation) and type(None) in args
+        if optional:
+            (annotation,) = [a for a in args if a is not type(None)]
+        choices: tuple[str, ...] = ()
+        if typing.get_origin(annotation) is Literal:
+            choices = typing.get_args(annotation)
+            base: type = type(choices[0])
+        else:
+            base = typing.get_origin(annotation) or annotation
+        if "help" not in f.metadata:
+            raise TypeError(f"{cls.__name__}.{f.name} is not declared with option()")
+        m = f.metadata
+        kinds.append(
+            FieldKind(
+                f.name,
+                base,
+                optional,
+                choices,
+                m["help"],
+                m["traceable"],
+                m["low"],
+                m["high"],
+                m["low_open"],
+            )  # fmt: skip
+        )
+    return tuple(kinds)
+
+
+def _is_union(annotation: Any) -> bool:
+    return typing.get_origin(annotation) in (Union, types.UnionType)
+
+
+# ---------------------------------------------------------------- validation
+def check_fields(instance: Any) -> None:
+    """Check every field of a dataclass instance against its declaration.
+
+    Raises :class:`ConfigError` on the first field whose value is not allowed.
+    """
+    for kind in field_kinds(type(instance)):
+        value = getattr(instance, kind.name)
+        if value is None and kind.optional:
+            continue
+        allowed = _allowed(kind, value)
+        if allowed is not None:
+            raise ConfigError(kind.name, value, allowed)
+
+
+def _allowed(kind: FieldKind, value: Any) -> str | None:
+    """None when ``value`` is allowed, else the sentence's "allowed" part."""
+    if kind.choices:
+        listed = [*kind.choices, *(["None"] if kind.optional else [])]
+        return None if value in kind.choices else f"one of {', '.join(listed)}"
+    if kind.base is bool:
+        return None if isinstance(value, bool) else "true or false"
+    if kind.base is int:
+        minimum = int(kind.low if kind.low is not None else 0)
+        ok = _is_int(value) and value >= minimum
+        return None if ok else f"an integer >= {minimum}"
+    if kind.base is float:
+        return _check_float(kind, value)
+    if kind.base is tuple:
+        minimum = int(kind.low if kind.low is not None else 0)
+        ok = isinstance(value, tuple) and value
+        ok = ok and all(_is_int(v) and v >= minimum for v in value)
+        what = "positive integers" if minimum == 1 else f"integers >= {minimum}"
+        return None if ok else f"a non-empty tuple of {what}"
+    if kind.base is str:
+        return None if isinstance(value, str) and value else "a non-empty string"
+    raise TypeError(f"no check for field {kind.name} of type {kind.base}")
+
+
+def _is_int(x: Any) -> bool:
+    return isinstance(x, int) and not isinstance(x, bool)
+
+
+def _check_float(kind: FieldKind, value: Any) -> str | None:
+    low = -math.inf if kind.low is None else kind.low
+    ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+    ok = ok and math.isfinite(value) and value <= kind.high
+    ok = ok and (value > low if kind.low_open else value >= low)
+    if ok:
+        return None
+    lo = "" if math.isinf(low) else (f" > {low}" if kind.low_open else f" >= {low}")
+    hi = "" if math.isinf(kind.high) else f" and <= {kind.high}"
+    if not lo and hi:
+        hi = f" <= {kind.high}"
+    return f"a finite number{lo}{hi}"
+
+
+# -------------------------------------------------------------- command line
+def parse_text(kind: FieldKind, text: str) -> Any:
+    """A field's value from command-line text (``none`` for None when allowed).
+
+    Raises ``ValueError`` (argparse reports it as a bad flag value).
+    """
+    if kind.optional and text.strip().lower() == "none":
+        return None
+    parsers: dict[type, Callable[[str], Any]] = {
+        int: int,
+        float: float,
+        str: str,
+        tuple: lambda s: tuple(int(p) for p in s.split(",") if p.strip()),
+    }
+    return parsers[kind.base](text)
+
+
+# ---------------------------------------------------------------- README
+def markdown_table(cls: type, defaults: Any) -> str:
+    """The options table of README: flag, values, default (from ``defaults``),
+    traceable, help; one row per field, in declaration order."""
+    rows = [
+        "| flag | values | default | traceable | what it does |",
+        "|---|---|---|---|---|",
+    ]
+    for kind in field_kinds(cls):
+        rows.append(
+            f"| `{kind.flag}` | {_values(kind)} | "
+            f"{_shown(getattr(defaults, kind.name))} | "
+            f"{'yes' if kind.traceable else ''} | {kind.help} |"
+        )
+    return "\n".join(rows) + "\n"
+
+
+def _values(kind: FieldKind) -> str:
+    none = ", none" if kind.optional else ""
+    if kind.choices:
+        return ", ".join(kind.choices) + none
+    if kind.base is bool:
+        return "on/off"
+    if kind.base is tuple:
+        return "ints, comma-separated"
+    if kind.base is str:
+        return "text" + none
+    if kind.base is int:
+        return f"int >= {int(kind.low or 0)}{none}"
+    if kind.low is not None and not math.isinf(kind.high):
+        left = "(" if kind.low_open else "["
+        return f"float in {left}{kind.low:g}, {kind.high:g}]{none}"
+    if kind.low is not None:
+        return f"float {'>' if kind.low_open else '>='} {kind.low:g}{none}"
+    return f"float{none}"
+
+
+def _shown(value: Any) -> str:
+    if isinstance(value, tuple):
+        return ",".join(str(v) for v in value)
+    if isinstance(value, bool):
+        return "on" if value else "off"
+    if value is None:
+        return "none"
+    return f"{value:g}" if isinstance(value, float) else str(value)

@@ -1,0 +1,126 @@
+"""The package's shape: no import cycles, entry modules run once, one config
+schema from which Hyperparams, the CLI and README's options table derive."""
+
+import ast
+import dataclasses
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from ppo_jax.config import PRESETS, TRACEABLE_FIELDS, Hyperparams, PPOConfig
+from ppo_jax.schema import ConfigError, field_kinds, markdown_table, parse_text
+from ppo_jax.train import build_parser
+
+ROOT = Path(__file__).resolve().parents[1]
+PACKAGE = ROOT / "ppo_jax"
+ENTRY_MODULES = {"ppo_jax.train", "ppo_jax.evaluate", "ppo_jax.cli"}
+
+
+def module_name(path: Path) -> str:
+    parts = path.relative_to(ROOT).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def import_graph() -> dict[str, set[str]]:
+    """ppo_jax module -> the ppo_jax modules it imports (at any depth of code)."""
+    modules = {module_name(p): p for p in PACKAGE.rglob("*.py")}
+    graph = {}
+    for name, path in modules.items():
+        targets = set()
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Import):
+                targets |= {a.name for a in node.names}
+            elif isinstance(node, ast.ImportFrom) and node.module:
+                targets.add(node.module)
+                # ``from ppo_jax import rundir`` imports the module ppo_jax.rundir
+                targets |= {f"{node.module}.{a.name}" for a in node.names}
+        graph[name] = {t for t in targets if t in modules and t != name}
+    return graph
+
+
+def test_library_modules_never_import_the_command_lines():
+    graph = import_graph()
+    for name, targets in graph.items():
+        if name not in ENTRY_MODULES:
+            assert not targets & ENTRY_MODULES, (name, targets & ENTRY_MODULES)
+    assert "ppo_jax.train" not in graph["ppo_jax.cli"]
+    assert "ppo_jax.evaluate" not in graph["ppo_jax.cli"]
+
+
+def test_no_import_cycles():
+    graph = import_graph()
+    done: set[str] = set()
+
+    def visit(name: str, path: tuple[str, ...]) -> None:
+        assert name not in path, " -> ".join((*path, name))
+        if name in done:
+            return
+        for target in graph[name]:
+            visit(target, (*path, name))
+        done.add(name)
+
+    for name in graph:
+        visit(name, ())
+
+
+@pytest.mark.parametrize("module", ["ppo_jax.train", "ppo_jax.evaluate"])
+def test_python_dash_m_runs_the_entry_module_once(module):
+    # If anything imported the entry module by name while it runs as
+    # __main__, its body would run a second time as ppo_jax.train.
+    code = textwrap.dedent(
+        f"""
+        import runpy, sys
+        sys.argv = ["{module}", "--help"]
+        try:
+            runpy.run_module("{module}", run_name="__main__", alter_sys=True)
+        except SystemExit as e:
+            assert e.code == 0, e.code
+        print("imported twice" if "{module}" in sys.modules else "once")
+        """
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip().endswith("once"), proc.stdout[-500:]
+
+
+def test_hyperparams_are_exactly_the_traceable_fields():
+    assert tuple(f.name for f in dataclasses.fields(Hyperparams)) == TRACEABLE_FIELDS
+    hp = PPOConfig(max_grad_norm=None, target_kl=0.1).hyperparams()
+    assert float(hp.max_grad_norm) == float("inf")
+    assert hp.target_kl.dtype == np.float32 and float(hp.target_kl) == np.float32(0.1)
+
+
+def test_every_field_is_a_flag_with_the_schemas_help():
+    parser = build_parser()
+    flags = {a.dest: a for a in parser._actions}
+    for kind in field_kinds(PPOConfig):
+        assert kind.help, kind.name
+        assert flags[kind.name].help.startswith(kind.help), kind.name
+        assert kind.flag in flags[kind.name].option_strings
+
+
+def test_readme_options_table_is_the_schemas():
+    readme = (ROOT / "README.md").read_text()
+    assert markdown_table(PPOConfig, PRESETS["tutorial"]) in readme
+
+
+def test_values_parse_generically_from_text():
+    kinds = {k.name: k for k in field_kinds(PPOConfig)}
+    assert parse_text(kinds["hidden_sizes"], "128, 64,32") == (128, 64, 32)
+    assert parse_text(kinds["max_grad_norm"], "none") is None
+    assert parse_text(kinds["max_episode_steps"], "50") == 50
+    with pytest.raises(ValueError):
+        parse_text(kinds["num_envs"], "four")
+
+
+def test_literal_choices_are_checked_from_the_annotation():
+    with pytest.raises(ConfigError, match="activation='gelu'.*one of relu, tanh"):
+        PPOConfig(activation="gelu").validate()
+    with pytest.raises(ConfigError, match="policy_std='std'.*fixed, learned, None"):
+        PPOConfig(policy_std="std").validate()
