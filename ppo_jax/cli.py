@@ -1,25 +1,31 @@
-"""What the two command lines share: config flags from the schema, errors.
+"""What the two command lines share: config flags from the schema, errors,
+signals.
 
 The entry points are :mod:`ppo_jax.train` and :mod:`ppo_jax.evaluate`; library
-modules never import this one. Bad input ends with one sentence on stderr and
-exit code 2 (``--debug`` shows the traceback).
+modules never import this one. This module imports only the standard library
+at load time, so that :func:`entry_point` is in charge of Ctrl-C and SIGTERM
+from the first moment, even while jax is being imported.
+
+Bad input ends with one sentence on stderr and exit code 2 (``--debug`` shows
+the traceback), argparse's own errors included.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import signal
 import sys
+import threading
 from collections.abc import Callable
-from typing import Any
+from types import FrameType
+from typing import TYPE_CHECKING, Any, NoReturn
 
-from ppo_jax.config import PPOConfig
-from ppo_jax.rundir import RunDirError
-from ppo_jax.schema import ConfigError, FieldKind, field_kinds, parse_text
+if TYPE_CHECKING:
+    from ppo_jax.schema import FieldKind
 
 EXIT_USAGE = 2
-# The errors that mean "bad input": one sentence, exit code 2.
-USAGE_ERRORS = (ConfigError, RunDirError)
+EXIT_INTERRUPTED = 130
 _UNSET: Any = object()  # default of every config flag: "take the preset's value"
 
 
@@ -28,7 +34,55 @@ def fail(message: str) -> int:
     return EXIT_USAGE
 
 
+class OneLineParser(argparse.ArgumentParser):
+    """argparse, with its errors as one line (``error: ...``) and exit code 2."""
+
+    def error(self, message: str) -> NoReturn:
+        print(f"error: {message} (see {self.prog} --help)", file=sys.stderr)
+        raise SystemExit(EXIT_USAGE)
+
+
+def _raise_interrupt(signum: int, frame: FrameType | None) -> None:
+    raise KeyboardInterrupt
+
+
+def entry_point(body: Callable[[], int], debug: bool = False) -> int:
+    """Run a command's ``body()``: bad input becomes one sentence and exit code
+    2; Ctrl-C or SIGTERM before the training loop takes over (or a second one
+    during it) one line and exit code 130."""
+    on_main = threading.current_thread() is threading.main_thread()
+    previous = {}
+    if on_main:
+        for sig in (signal.SIGINT, signal.SIGTERM):  # SIGTERM as Ctrl-C
+            previous[sig] = signal.signal(sig, _raise_interrupt)
+    try:
+        from ppo_jax.resources import ResourceError
+        from ppo_jax.rundir import RunDirError
+        from ppo_jax.schema import ConfigError
+
+        try:
+            return body()
+        except (ConfigError, RunDirError, ResourceError) as e:
+            if debug:
+                raise
+            return fail(str(e))
+    except KeyboardInterrupt:
+        if debug:
+            raise
+        print(
+            "error: interrupted; files written so far are complete (writes are "
+            "atomic): a run that saved a checkpoint continues with --resume RUN_DIR",
+            file=sys.stderr,
+        )
+        return EXIT_INTERRUPTED
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
 def _flag_parser(kind: FieldKind) -> Callable[[str], Any]:
+    from ppo_jax.schema import parse_text
+
     def parse(text: str) -> Any:
         return parse_text(kind, text)
 
@@ -40,6 +94,9 @@ def _flag_parser(kind: FieldKind) -> Callable[[str], Any]:
 def add_config_flags(parser: argparse.ArgumentParser) -> None:
     """One flag per :class:`PPOConfig` field (``--env`` for ``env_name``), help
     text from the schema; a flag left out keeps the preset's value."""
+    from ppo_jax.config import PPOConfig
+    from ppo_jax.schema import field_kinds
+
     for kind in field_kinds(PPOConfig):
         flags = ["--env", kind.flag] if kind.name == "env_name" else [kind.flag]
         help_text = f"{kind.help} (default: the preset's)"
@@ -67,6 +124,9 @@ def add_config_flags(parser: argparse.ArgumentParser) -> None:
 
 def given_fields(args: argparse.Namespace) -> dict[str, Any]:
     """The config fields set on the command line (flags left out are absent)."""
+    from ppo_jax.config import PPOConfig
+    from ppo_jax.schema import field_kinds
+
     return {
         kind.name: getattr(args, kind.name)
         for kind in field_kinds(PPOConfig)
@@ -79,6 +139,16 @@ def positive_int(text: str) -> int:
     if value < 1:
         raise argparse.ArgumentTypeError(f"{value} is not an integer >= 1")
     return value
+
+
+def directory(text: str) -> str:
+    """A directory argument: refuses the empty string (an unset shell
+    variable would otherwise mean the current directory)."""
+    if not text.strip():
+        raise argparse.ArgumentTypeError(
+            "an empty path (an unset shell variable?): name a directory"
+        )
+    return text
 
 
 def enable_compilation_cache() -> None:
@@ -94,13 +164,3 @@ def enable_compilation_cache() -> None:
     if cache_dir.lower() in ("off", "0", "none", ""):
         return
     jax.config.update("jax_compilation_cache_dir", os.path.expanduser(cache_dir))
-
-
-def run_guarded(body: Callable[[], int], debug: bool) -> int:
-    """``body()``, with bad input turned into one sentence and exit code 2."""
-    try:
-        return body()
-    except USAGE_ERRORS as e:
-        if debug:
-            raise
-        return fail(str(e))

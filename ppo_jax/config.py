@@ -22,11 +22,12 @@ import jax
 import jax.numpy as jnp
 from flax import struct
 
-from ppo_jax.schema import ConfigError, check_fields, field_kinds, option
+from ppo_jax.schema import INT32_MAX, ConfigError, check_fields, field_kinds, option
 
 __all__ = [
     "BOOL_FIELDS",
     "ConfigError",
+    "DISCRETE_OVERRIDES",
     "ENV_OVERRIDES",
     "Hyperparams",
     "PPOConfig",
@@ -167,7 +168,7 @@ class PPOConfig:
     save_freq: int = option(
         10, "iterations between progress reports and checkpoints", low=1
     )
-    seed: int = option(0, "PRNG seed", low=0)
+    seed: int = option(0, "PRNG seed", low=0, high=2**32 - 1)
 
     # ------------------------------------------------------------------ derived
     @property
@@ -210,10 +211,23 @@ class PPOConfig:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> PPOConfig:
+        """The config of a ``to_dict`` (a run's ``config.json``): every field,
+        except those added since the first release (their defaults then).
+
+        Raises:
+            ValueError: not a dict of fields, unknown or missing fields.
+        """
+        if not isinstance(d, dict):
+            raise ValueError(
+                f"a JSON object of config fields, not a {type(d).__name__}"
+            )
         known = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(d) - known)
         if unknown:
             raise ConfigError(unknown[0], d[unknown[0]], "not a PPOConfig field")
+        missing = sorted(known - set(d) - set(ADDED_FIELDS))
+        if missing:
+            raise ValueError(f"it lacks {', '.join(missing)}")
         d = {k: tuple(v) if isinstance(v, list) else v for k, v in d.items()}
         return cls(**d)
 
@@ -223,7 +237,7 @@ class PPOConfig:
         if name not in PRESETS:
             raise ConfigError("preset", name, f"one of {', '.join(PRESETS)}")
         env_name = overrides.get("env_name", PRESETS[name].env_name)
-        env_overrides = ENV_OVERRIDES.get((name, _bare_env_name(env_name)), {})
+        env_overrides = ENV_OVERRIDES.get((name, bare_env_name(env_name)), {})
         return (
             PRESETS[name]
             .replace(env_name=env_name, **env_overrides)
@@ -239,6 +253,28 @@ class PPOConfig:
         (:func:`ppo_jax.envs.make_env`), still before anything compiles.
         """
         check_fields(self)
+        # Counters inside the compiled program are int32.
+        if self.batch_size > INT32_MAX:
+            raise ConfigError(
+                "num_envs",
+                self.num_envs,
+                f"a number of envs whose batch num_envs*rollout_length fits in "
+                f"int32 (<= {INT32_MAX}; here {self.batch_size})",
+            )
+        if self.num_iterations * self.batch_size > INT32_MAX:
+            raise ConfigError(
+                "total_timesteps",
+                self.total_timesteps,
+                f"at most {INT32_MAX // self.batch_size * self.batch_size} with "
+                f"this batch of "
+                f"{self.batch_size} (the step counter is int32)",
+            )
+        if self.num_gradient_steps > INT32_MAX:
+            raise ConfigError(
+                "update_epochs",
+                self.update_epochs,
+                "a number whose gradient steps over the run fit in int32",
+            )
         if self.batch_size % self.num_minibatches:
             raise ConfigError(
                 "num_minibatches",
@@ -249,12 +285,15 @@ class PPOConfig:
         return self
 
 
-def _bare_env_name(env_name: str) -> str:
+def bare_env_name(env_name: str) -> str:
     """``gymnax/CartPole-v1`` -> ``CartPole-v1`` (the key of ENV_OVERRIDES)."""
     family, sep, task = env_name.partition("/")
     return task if sep and family == "gymnax" else env_name
 
 
+# Fields added after config.json files were first written: a file without
+# them means their defaults (the behaviour from before they existed).
+ADDED_FIELDS = ("obs_key", "network")
 TRACEABLE_FIELDS = tuple(k.name for k in field_kinds(PPOConfig) if k.traceable)
 # The on/off switches.
 BOOL_FIELDS = tuple(k.name for k in field_kinds(PPOConfig) if k.base is bool)
@@ -306,6 +345,12 @@ _DISCRETE_TUNED: dict[str, Any] = {
     "ent_coef": 0.01,
     "normalize_reward": False,
     "total_timesteps": 500_000,
+}
+# What a preset changes for an env with discrete actions that ENV_OVERRIDES
+# does not list (applied by ppo_jax.envs.preset_config, which can look at the
+# action space): its Gaussian options do not apply there.
+DISCRETE_OVERRIDES: dict[str, dict[str, Any]] = {
+    "tuned": {"policy_std": None, "clip_actions": False},
 }
 ENV_OVERRIDES: dict[tuple[str, str], dict[str, Any]] = {
     ("tuned", "CartPole-v1"): _DISCRETE_TUNED,

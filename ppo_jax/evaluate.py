@@ -8,20 +8,20 @@ Prints ``episode i: length=L return=R`` per episode and a last line
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
-from ppo_jax import cli, evaluation
-from ppo_jax.rundir import load_config
+from ppo_jax import cli
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
+    p = cli.OneLineParser(
         prog="python -m ppo_jax.evaluate",
         description="Run a trained policy deterministically (its mean action).",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     p.add_argument(
-        "run_dir", type=Path, help="a run directory written by ppo_jax.train"
+        "run_dir", type=cli.directory, help="a run directory written by ppo_jax.train"
     )
     p.add_argument("--episodes", type=cli.positive_int, default=10)
     p.add_argument(
@@ -50,41 +50,46 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    debug = "--debug" in (sys.argv[1:] if argv is None else argv)
+    return cli.entry_point(lambda: _main(argv), debug)
+
+
+def _main(argv: list[str] | None) -> int:
+    from ppo_jax import evaluation
+    from ppo_jax.rundir import load_config
+
     args = build_parser().parse_args(argv)
-
-    def evaluate() -> int:
-        gymnasium_needed = args.backend == "gymnasium" or args.gif is not None
-        if gymnasium_needed:
-            evaluation.check_gymnasium(load_config(args.run_dir))
-        pipeline, runner = evaluation.load_run(args.run_dir, args.run)  # loaded once
-        config = pipeline.config
-        policy = evaluation.numpy_policy(pipeline, runner)
-        if args.backend == "gymnasium":
-            returns, lengths = evaluation.evaluate_gymnasium(
-                config, policy, args.episodes, args.seed
-            )
-        else:
-            returns, lengths = evaluation.evaluate_run(
-                pipeline, runner, args.episodes, args.seed
-            )
-        if args.gif is not None:
-            gif_return, gif_length = evaluation.render_gif(
-                config, policy, args.gif, args.seed
-            )
-        for i, (ret, length) in enumerate(zip(returns, lengths, strict=True), 1):
-            print(f"episode {i}: length={int(length)} return={float(ret):.2f}")
-        if args.gif is not None:
-            print(
-                f"gif: {args.gif} (gymnasium episode, length={gif_length} "
-                f"return={gif_return:.2f})"
-            )
-        print(
-            f"mean_return={returns.mean():.2f} std_return={returns.std():.2f} "
-            f"episodes={len(returns)}"
+    run_dir = Path(args.run_dir)
+    gymnasium_needed = args.backend == "gymnasium" or args.gif is not None
+    if gymnasium_needed:
+        evaluation.check_gymnasium(load_config(run_dir))
+    pipeline, runner = evaluation.load_run(run_dir, args.run)  # loaded once
+    config = pipeline.config
+    policy = evaluation.numpy_policy(pipeline, runner)
+    if args.backend == "gymnasium":
+        returns, lengths = evaluation.evaluate_gymnasium(
+            config, policy, args.episodes, args.seed
         )
-        return 0
-
-    return cli.run_guarded(evaluate, args.debug)
+    else:
+        returns, lengths = evaluation.evaluate_run(
+            pipeline, runner, args.episodes, args.seed
+        )
+    if args.gif is not None:
+        gif_return, gif_length = evaluation.render_gif(
+            config, policy, args.gif, args.seed
+        )
+    for i, (ret, length) in enumerate(zip(returns, lengths, strict=True), 1):
+        print(f"episode {i}: length={int(length)} return={float(ret):.2f}")
+    if args.gif is not None:
+        print(
+            f"gif: {args.gif} (gymnasium episode, length={gif_length} "
+            f"return={gif_return:.2f})"
+        )
+    print(
+        f"mean_return={returns.mean():.2f} std_return={returns.std():.2f} "
+        f"episodes={len(returns)}"
+    )
+    return 0
 
 
 if __name__ == "__main__":

@@ -1,23 +1,32 @@
 """The host loop of a training run: compiled chunks, progress, checkpoints.
 
 One compiled chunk of ``save_freq`` iterations (for all runs of a
-:class:`~ppo_jax.experiment.RunSpec` at once) is called in a loop. After each
-chunk the per-iteration summaries are printed, rows appended to
-``metrics.csv`` and the whole runner state checkpointed atomically. A diverged
-chunk (non-finite losses or parameters) or a Ctrl-C / SIGTERM ends the loop at
-a chunk boundary, so metrics and checkpoint always describe the same iteration,
-and ``resume`` continues from there exactly.
+:class:`~ppo_jax.runspec.RunSpec` at once) is called in a loop. After each
+chunk the whole runner state is checkpointed atomically, then the rows that
+describe it are appended to ``metrics.csv`` and the per-iteration summaries
+printed. Everything that can be checked is checked before compiling (config,
+environment, networks, memory, the run directory, a resumed run's files), and
+the run directory is locked for the run's whole life.
+
+Exit codes: 0 done; 3 diverged (non-finite loss or parameters: the metrics and
+checkpoint of the last finite chunk are kept); 4 a write failed (full disk,
+...: the last good checkpoint and the metrics up to it are kept); 130 stopped
+by Ctrl-C or SIGTERM (at any moment: at a chunk boundary, with metrics and
+checkpoint of the same iteration; during compilation, after writing the
+iteration-0 checkpoint). Bad input raises ConfigError, RunDirError or
+ResourceError before anything compiles (the CLI: one sentence, exit code 2).
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import math
 import signal
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from types import FrameType
 from typing import Any
@@ -31,19 +40,23 @@ from ppo_jax.envs import Environment
 from ppo_jax.envs.contract import PyTree, describe
 from ppo_jax.experiment import Experiment, run_axis
 from ppo_jax.networks import NetworkFactory
-from ppo_jax.pipeline import build_pipeline
+from ppo_jax.pipeline import RunnerState, build_pipeline
+from ppo_jax.resources import check_memory
 from ppo_jax.runspec import RunSpec
 
 EXIT_DIVERGED = 3
+EXIT_WRITE_FAILED = 4
 EXIT_INTERRUPTED = 130
 
 
 class GracefulStop:
     """Turn the first Ctrl-C (or SIGTERM) into a request to stop at a boundary.
 
-    The training loop checks ``requested`` after each chunk, so the run ends
-    with metrics and checkpoint of the same iteration. A second Ctrl-C aborts
-    at once (the last checkpoint on disk stays valid: writes are atomic).
+    The training loop checks ``requested`` after each chunk (and after
+    compiling), so the run ends with metrics and checkpoint of the same
+    iteration. A second one raises KeyboardInterrupt at once (the files on disk
+    stay valid: writes are atomic and a checkpoint with its metrics rows is
+    written with the signals held back, see :func:`signals_deferred`).
     """
 
     def __init__(self) -> None:
@@ -57,8 +70,7 @@ class GracefulStop:
             raise KeyboardInterrupt
         self.requested = True
         print(
-            "\nstopping after the current chunk (Ctrl-C again to abort now)",
-            file=sys.stderr,
+            "\nstopping at the next chunk boundary (Ctrl-C again to abort now)",
             flush=True,
         )
 
@@ -71,6 +83,21 @@ class GracefulStop:
     def __exit__(self, *exc: object) -> None:
         for sig, handler in self._previous.items():
             signal.signal(sig, handler)
+
+
+@contextlib.contextmanager
+def signals_deferred() -> Iterator[None]:
+    """Hold SIGINT and SIGTERM back while a checkpoint and its metrics rows are
+    written, so that a signal never separates the two; they arrive after."""
+    held = {signal.SIGINT, signal.SIGTERM}
+    on_main = threading.current_thread() is threading.main_thread()
+    if on_main:
+        signal.pthread_sigmask(signal.SIG_BLOCK, held)
+    try:
+        yield
+    finally:
+        if on_main:
+            signal.pthread_sigmask(signal.SIG_UNBLOCK, held)
 
 
 def run_training(
@@ -88,38 +115,70 @@ def run_training(
 
     ``env``, ``env_params`` and ``network`` bring your own environment object
     and network factory, as for :func:`ppo_jax.make_train` (pass the same ones
-    again to resume such a run).
+    again to resume such a run). ``run_dir=None``: ``runs/ENV-DATE-TIME``.
 
-    Returns the exit code: 0 done, 3 diverged (NaN guard), 130 stopped.
-    Raises ConfigError or RunDirError for bad input, before anything compiles.
+    Returns the exit code (see the module's docstring). Raises ConfigError,
+    RunDirError or ResourceError for bad input, before anything compiles, and
+    KeyboardInterrupt on a second Ctrl-C.
     """
-    # Validate everything (config, sweep, env, networks, run dir, and the
-    # checkpoint of a resumed run) before compiling.
-    restored = None
-    if resume is not None:
-        run_dir = resume
-        spec = rundir.load_run_spec(run_dir, rundir.load_config(run_dir))
-    if spec is None:
-        raise ValueError("run_training needs a RunSpec, or resume=RUN_DIR")
-    if env is not None and resume is None:
-        # The run directory records where the environment came from.
-        spec = dataclasses.replace(
-            spec, config=spec.config.replace(env_name=describe(env))
-        )
-    spec = spec.validate()
+    with GracefulStop() as stop:
+        # Validate everything (config, sweep, env, networks, memory) first.
+        if resume is not None:
+            run_dir = resume
+            spec = rundir.load_run_spec(run_dir, rundir.load_config(run_dir))
+        if spec is None:
+            raise ValueError("run_training needs a RunSpec, or resume=RUN_DIR")
+        if env is not None and resume is None:
+            # The run directory records where the environment came from.
+            spec = dataclasses.replace(
+                spec, config=spec.config.replace(env_name=describe(env))
+            )
+        spec = spec.validate()
+        pipeline = build_pipeline(spec.config, env, env_params, network)
+        check_memory(pipeline, spec.num_runs)
+        chunk_len = min(spec.config.save_freq, spec.config.num_iterations)
+        experiment = Experiment(spec, pipeline, chunk_len)
+        if run_dir is None:
+            run_dir = rundir.default_run_dir(spec.config.env_name)
+        if run_dir.exists() and not run_dir.is_dir():
+            raise rundir.RunDirError(
+                f"run directory {str(run_dir)!r} exists and is not a directory"
+            )
+        # Then the run directory, locked for the whole run.
+        with rundir.RunLock(run_dir):
+            if resume is not None:
+                rundir.check_writable(run_dir)
+                restored = rundir.load_checkpoint(
+                    run_dir, experiment.runner_shape, spec.config
+                )
+                done = int(np.max(restored.iteration))
+                rows, note = rundir.rows_up_to(run_dir, done, spec.num_runs)
+                start: RunnerState | None = restored
+            else:
+                rundir.prepare_run_dir(run_dir, spec.config.env_name, overwrite)
+                rundir.save_config(run_dir, spec.config)
+                rundir.save_run_spec(run_dir, spec)
+                start, done, rows, note = None, 0, [], ""
+            return _train(experiment, run_dir, start, done, rows, note, stop, quiet)
+
+
+def _train(
+    experiment: Experiment,
+    run_dir: Path,
+    restored: RunnerState | None,
+    done: int,
+    rows: list[rundir.Row],
+    note: str,
+    stop: GracefulStop,
+    quiet: bool,
+) -> int:
+    """Compile, then run the chunks from iteration ``done`` (``restored``'s,
+    or a fresh init); returns the exit code."""
+    spec = experiment.spec
     config = spec.config
-    pipeline = build_pipeline(config, env, env_params, network)
-    chunk_len = min(config.save_freq, config.num_iterations)
-    experiment = Experiment(spec, pipeline, chunk_len)
-    if resume is not None:
-        restored = rundir.load_checkpoint(resume, experiment.runner_shape, config)
-    else:
-        run_dir = rundir.prepare_run_dir(run_dir, config.env_name, overwrite)
-        rundir.save_config(run_dir, config)
-        rundir.save_run_spec(run_dir, spec)
-    assert run_dir is not None
     sweep_fields = tuple(name for name, _ in spec.sweep)
     labels = spec.run_labels()
+    chunk_len = min(config.save_freq, config.num_iterations)
     say = (lambda *_: None) if quiet else (lambda s: tqdm.write(s, file=sys.stdout))
 
     runs = f", {spec.num_runs} runs" if spec.batched else ""
@@ -130,85 +189,86 @@ def run_training(
         f"device(s), run dir {run_dir}",
         flush=True,
     )
-
-    # Compile once, ahead of time, so compile time is measured on its own.
-    t0 = time.perf_counter()
     if experiment.note:
         print(experiment.note, flush=True)
+    if note:
+        print(note, flush=True)
+
+    # Compile once, ahead of time, so compile time is measured on its own.
+    print("compiling ...", flush=True)
+    t0 = time.perf_counter()
     init, run_chunk = experiment.compile()
     compile_s = time.perf_counter() - t0
     print(f"compiled in {compile_s:.2f} s", flush=True)
 
-    # From the first checkpoint on, Ctrl-C / SIGTERM means "stop at the next
-    # chunk boundary" (metrics and checkpoint then describe the same iteration).
-    stop = GracefulStop()
-    with stop:
-        hp = experiment.hparams
-        if restored is not None:
-            runner = experiment.place(restored)
-            done = int(np.max(restored.iteration))
-            rows = [r for r in rundir.read_rows(run_dir) if r["iteration"] <= done]
-            print(f"resuming after iteration {done}", flush=True)
-        else:
-            runner = init(experiment.keys, hp)
-            rundir.save_checkpoint(run_dir, config, runner)  # iteration 0: a good one
-            done, rows = 0, []
-        writer = rundir.MetricsWriter(run_dir, reporting.columns(sweep_fields), rows)
-        train_s, steps_run = 0.0, 0
-        diverged_at = None
-        num_chunks = math.ceil((config.num_iterations - done) / chunk_len)
-        bar = tqdm(
-            total=config.num_iterations,
-            initial=done,
-            unit="it",
-            disable=not sys.stderr.isatty(),
-        )
-        try:
-            for _ in range(num_chunks):
-                if stop.requested:
-                    break
-                t = time.perf_counter()
-                new_runner, metrics = run_chunk(runner, hp)
-                metrics = run_axis(jax.device_get(metrics), spec.batched)
-                keep = min(chunk_len, config.num_iterations - done)
-                finite = np.asarray(metrics.all_finite[:, :keep]).all(axis=0)
-                if not finite.all():
-                    # Keep metrics and checkpoint of the last good chunk boundary.
-                    diverged_at = done + int(np.argmin(finite)) + 1
-                    break
-                runner = new_runner
-                seconds = (time.perf_counter() - t) / keep
-                chunk_rows = reporting.metrics_rows(metrics, keep, seconds, labels)
-                writer.write(chunk_rows)
-                rundir.save_checkpoint(run_dir, config, runner)
-                rows += chunk_rows
-                done += keep
-                steps_run += keep * config.batch_size * spec.num_runs
-                train_s += time.perf_counter() - t
-                for i in range(keep):
-                    iteration = chunk_rows[i * spec.num_runs : (i + 1) * spec.num_runs]
-                    say(
-                        reporting.format_iteration(
-                            reporting.iteration_summary(iteration), spec.num_runs
-                        )
+    hp = experiment.hparams
+    if restored is not None:
+        runner = experiment.place(restored)
+        print(f"resuming after iteration {done}", flush=True)
+    else:
+        runner = init(experiment.keys, hp)
+        with signals_deferred():  # iteration 0: a good checkpoint to resume from
+            rundir.save_checkpoint(run_dir, config, runner)
+    writer = rundir.MetricsWriter(run_dir, reporting.columns(sweep_fields), rows)
+    train_s, steps_run = 0.0, 0
+    diverged_at, write_error = None, None
+    num_chunks = math.ceil((config.num_iterations - done) / chunk_len)
+    bar = tqdm(
+        total=config.num_iterations,
+        initial=done,
+        unit="it",
+        disable=not sys.stderr.isatty(),
+    )
+    try:
+        for _ in range(num_chunks):
+            if stop.requested:
+                break
+            t = time.perf_counter()
+            new_runner, metrics = run_chunk(runner, hp)
+            metrics = run_axis(jax.device_get(metrics), spec.batched)
+            keep = min(chunk_len, config.num_iterations - done)
+            finite = np.asarray(metrics.all_finite[:, :keep]).all(axis=0)
+            if not finite.all():
+                # Keep metrics and checkpoint of the last good chunk boundary.
+                diverged_at = done + int(np.argmin(finite)) + 1
+                break
+            seconds = (time.perf_counter() - t) / keep
+            chunk_rows = reporting.metrics_rows(metrics, keep, seconds, labels)
+            try:
+                # The checkpoint first: metrics.csv never runs ahead of it.
+                with signals_deferred():
+                    rundir.save_checkpoint(run_dir, config, new_runner)
+                    writer.write(chunk_rows)
+            except rundir.RunDirError as e:
+                write_error = str(e)
+                break
+            runner = new_runner
+            rows += chunk_rows
+            done += keep
+            steps_run += keep * config.batch_size * spec.num_runs
+            train_s += time.perf_counter() - t
+            for i in range(keep):
+                iteration = chunk_rows[i * spec.num_runs : (i + 1) * spec.num_runs]
+                say(
+                    reporting.format_iteration(
+                        reporting.iteration_summary(iteration), spec.num_runs
                     )
-                bar.update(keep)
-                latest = reporting.recent_mean_return(chunk_rows, 1)
-                bar.set_postfix(ret=f"{latest:.1f}")
-        except KeyboardInterrupt:  # a second Ctrl-C: abort mid-chunk
-            stop.requested = True
-        finally:
-            bar.close()
-            writer.close()
+                )
+            bar.update(keep)
+            latest = reporting.recent_mean_return(chunk_rows, 1)
+            bar.set_postfix(ret=f"{latest:.1f}")
+    finally:
+        bar.close()
+        writer.close()
 
-    if rows:
-        title = f"ppo_jax on {config.env_name}"
-        reporting.plot_learning_curve(run_dir, title, sweep_fields)
-        if sweep_fields:
-            table = reporting.write_sweep_table(run_dir, rows, sweep_fields)
-            print(table.read_text(), end="")
-    timesteps = done * config.batch_size
-    sps = steps_run / train_s if train_s > 0 else 0.0
+    _write_figures(run_dir, rows, config.env_name, sweep_fields)
+    if write_error is not None:
+        print(
+            f"error: {write_error}; stopped, keeping the checkpoint of iteration "
+            f"{done} and the metrics up to it in {run_dir}",
+            file=sys.stderr,
+        )
+        return EXIT_WRITE_FAILED
     if diverged_at is not None:
         print(
             f"error: training diverged: non-finite loss or parameters at iteration "
@@ -225,6 +285,8 @@ def run_training(
             file=sys.stderr,
         )
         return EXIT_INTERRUPTED
+    timesteps = done * config.batch_size
+    sps = steps_run / train_s if train_s > 0 else 0.0
     print(
         f"final: timesteps={timesteps} mean_return="
         f"{reporting.recent_mean_return(rows):.2f} sps={sps:.0f} "
@@ -232,3 +294,19 @@ def run_training(
         flush=True,
     )
     return 0
+
+
+def _write_figures(
+    run_dir: Path, rows: list[rundir.Row], env_name: str, sweep_fields: tuple[str, ...]
+) -> None:
+    """The learning curve and sweep table; a failure to write them (a full
+    disk) is a note on stdout, not the end of the run's report."""
+    if not rows:
+        return
+    try:
+        reporting.plot_learning_curve(run_dir, f"ppo_jax on {env_name}", sweep_fields)
+        if sweep_fields:
+            table = reporting.write_sweep_table(run_dir, rows, sweep_fields)
+            print(table.read_text(), end="")
+    except OSError as e:
+        print(f"note: could not write the plot or sweep table ({e.strerror})")

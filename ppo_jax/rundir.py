@@ -11,17 +11,27 @@ A run directory holds:
 - ``learning_curve.png``, ``sweep.md``, ``sweep.csv``: drawn and written by
   :mod:`ppo_jax.reporting`.
 
-Files are written to a temporary file in the same directory and renamed over
-the old one, so a kill mid-write leaves the previous version intact. Loading
-checks the checkpoint's format version and that it belongs to ``config.json``.
+Files are written to a temporary file of a unique name in the same directory
+and renamed over the old one, so a kill mid-write leaves the previous version
+intact (a failed write removes its temporary file). A run holds an exclusive
+lock on ``.lock`` for its whole life, so two processes never write one run.
+The checkpoint is saved before the metrics rows that describe it are
+appended, so ``metrics.csv`` never runs ahead of it; reading tolerates a
+cut or damaged tail (a kill mid-append). Loading checks every file before
+anything compiles: the config, the run file, the checkpoint's format version
+and that it belongs to ``config.json``.
 """
 
 from __future__ import annotations
 
 import csv
 import dataclasses
+import errno
+import fcntl
+import io
 import json
 import os
+import uuid
 from collections.abc import Iterable
 from datetime import datetime
 from pathlib import Path
@@ -42,6 +52,12 @@ METRICS_FILE = "metrics.csv"
 PLOT_FILE = "learning_curve.png"
 SWEEP_TABLE = "sweep.md"
 SWEEP_CSV = "sweep.csv"
+LOCK_FILE = ".lock"
+# What a run writes: --overwrite removes exactly these (nothing else).
+RUN_FILES = (
+    CONFIG_FILE, RUN_FILE, CHECKPOINT_FILE, METRICS_FILE, PLOT_FILE, SWEEP_TABLE,
+    SWEEP_CSV,
+)  # fmt: skip
 FORMAT_VERSION = 1  # of checkpoint.msgpack; loading refuses any other
 
 Row = dict[str, Any]  # one metrics.csv row: column -> int, float or str
@@ -56,12 +72,28 @@ class CheckpointError(RunDirError):
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "wb") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    """Write ``path`` through a uniquely named temporary file and a rename.
+
+    Raises:
+        RunDirError: the write failed (full disk, read-only directory, ...);
+            the old file is untouched and no temporary file is left behind.
+    """
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
+    try:
+        with open(tmp, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException as e:  # OSError, or a second Ctrl-C mid-write
+        tmp.unlink(missing_ok=True)
+        if isinstance(e, OSError):
+            raise RunDirError(f"cannot write {str(path)!r} ({_reason(e)})") from e
+        raise
+
+
+def _reason(error: OSError) -> str:
+    return error.strerror or type(error).__name__
 
 
 def _write_json(path: Path, data: dict[str, Any]) -> None:
@@ -76,28 +108,91 @@ def default_run_dir(env_name: str) -> Path:
 
 
 def prepare_run_dir(run_dir: Path | None, env_name: str, overwrite: bool) -> Path:
-    """Create (or, with ``overwrite``, reuse) a writable run directory."""
+    """Create (or, with ``overwrite``, empty of a previous run) a writable run
+    directory. Call :func:`lock_run_dir` on it first when it exists."""
     if run_dir is None:
         run_dir = default_run_dir(env_name)
     if run_dir.exists() and not run_dir.is_dir():
         raise RunDirError(
             f"run directory {str(run_dir)!r} exists and is not a directory"
         )
-    if (run_dir / CHECKPOINT_FILE).exists() and not overwrite:
-        raise RunDirError(
-            f"run directory {str(run_dir)!r} already holds a run; "
-            "pass --overwrite to replace it or choose another --run-dir"
-        )
+    if any((run_dir / name).exists() for name in (CHECKPOINT_FILE, CONFIG_FILE)):
+        if not overwrite:
+            raise RunDirError(
+                f"run directory {str(run_dir)!r} already holds a run; "
+                "pass --overwrite to replace it or choose another --run-dir"
+            )
     try:
         run_dir.mkdir(parents=True, exist_ok=True)
-        probe = run_dir / ".write_test"
+    except OSError as e:
+        raise RunDirError(
+            f"run directory {str(run_dir)!r} cannot be created ({_reason(e)})"
+        ) from e
+    check_writable(run_dir)
+    if overwrite:
+        for name in RUN_FILES:  # what the previous run wrote, nothing else
+            (run_dir / name).unlink(missing_ok=True)
+    return run_dir
+
+
+def check_writable(run_dir: Path) -> None:
+    try:
+        probe = run_dir / f".write_test.{os.getpid()}"
         probe.write_text("")
         probe.unlink()
     except OSError as e:
         raise RunDirError(
-            f"run directory {str(run_dir)!r} is not writable ({e.strerror})"
+            f"run directory {str(run_dir)!r} is not writable ({_reason(e)})"
         ) from e
-    return run_dir
+
+
+class RunLock:
+    """An exclusive lock on a run directory for the life of a run.
+
+    A second process on the same directory gets :class:`RunDirError` at once
+    (the lock is ``flock`` on ``.lock``: released by the kernel when the
+    process ends, however it ends).
+    """
+
+    def __init__(self, run_dir: Path):
+        self.path = Path(run_dir) / LOCK_FILE
+        self._file: io.TextIOWrapper | None = None
+
+    def __enter__(self) -> RunLock:
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            f = open(self.path, "a+")
+        except OSError as e:
+            raise RunDirError(
+                f"run directory {str(self.path.parent)!r} is not writable "
+                f"({_reason(e)})"
+            ) from e
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as e:
+            f.seek(0)
+            holder = f.read().strip() or "unknown"
+            f.close()
+            if e.errno not in (errno.EAGAIN, errno.EACCES, errno.EWOULDBLOCK):
+                raise RunDirError(
+                    f"cannot lock {str(self.path)!r} ({_reason(e)})"
+                ) from e
+            raise RunDirError(
+                f"run directory {str(self.path.parent)!r} is in use by another "
+                f"ppo_jax process (pid {holder}); wait for it or choose another "
+                "--run-dir"
+            ) from e
+        f.seek(0)
+        f.truncate()
+        f.write(str(os.getpid()))
+        f.flush()
+        self._file = f
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._file is not None:
+            self._file.close()  # releases the lock
+            self._file = None
 
 
 # ---------------------------------------------------------- config.json, run.json
@@ -107,16 +202,22 @@ def save_config(run_dir: Path, config: PPOConfig) -> None:
 
 def load_config(run_dir: Path) -> PPOConfig:
     path = Path(run_dir) / CONFIG_FILE
+    if Path(run_dir).exists() and not Path(run_dir).is_dir():
+        raise RunDirError(f"run directory {str(run_dir)!r} is not a directory")
     if not Path(run_dir).is_dir():
         raise RunDirError(f"run directory {str(run_dir)!r} does not exist")
     if not path.is_file():
         raise RunDirError(f"{str(path)!r} is missing: not a ppo_jax run directory")
     try:
-        return PPOConfig.from_dict(json.loads(path.read_text()))
-    except (ValueError, TypeError) as e:
+        return PPOConfig.from_dict(json.loads(path.read_text())).validate()
+    except (ValueError, TypeError, OSError) as e:
         raise CheckpointError(
-            f"{str(path)!r} is not a valid ppo_jax config ({e})"
+            f"{str(path)!r} is not a valid ppo_jax config ({_one_line(e)})"
         ) from e
+
+
+def _one_line(error: BaseException) -> str:
+    return " ".join(str(error).split()).rstrip(".")
 
 
 def save_run_spec(run_dir: Path, spec: RunSpec) -> None:
@@ -128,9 +229,11 @@ def load_run_spec(run_dir: Path, config: PPOConfig) -> RunSpec:
     if not path.exists():  # a single run (or one written before run.json)
         return RunSpec(config)
     try:
-        return RunSpec.from_dict(config, json.loads(path.read_text()))
-    except (ValueError, TypeError, AttributeError) as e:
-        raise RunDirError(f"{str(path)!r} is not a valid run file ({e})") from e
+        return RunSpec.from_dict(config, json.loads(path.read_text())).validate()
+    except (ValueError, TypeError, AttributeError, OSError) as e:
+        raise RunDirError(
+            f"{str(path)!r} is not a valid run file ({_one_line(e)})"
+        ) from e
 
 
 # ------------------------------------------------------------ checkpoint.msgpack
@@ -216,34 +319,90 @@ def _check_same_config(saved: PPOConfig, config: PPOConfig, run_dir: Path) -> No
 
 # ------------------------------------------------------------------ metrics.csv
 class MetricsWriter:
-    """Writes ``metrics.csv``, flushing after every chunk.
+    """Writes ``metrics.csv``: the rows to keep first (atomically), then one
+    append per chunk, flushed.
 
-    ``keep_rows``: rows already on disk to keep (a resumed run rewrites the file
-    with the rows up to its checkpoint, then appends).
+    ``keep_rows``: rows already on disk to keep (a resumed run rewrites the
+    file with the rows up to its checkpoint, then appends).
     """
 
     def __init__(
         self, run_dir: Path, fields: tuple[str, ...], keep_rows: Iterable[Row] = ()
     ):
         self.path = Path(run_dir) / METRICS_FILE
-        self._file = open(self.path, "w", newline="")
+        text = io.StringIO(newline="")
+        writer = csv.DictWriter(text, fieldnames=fields)
+        writer.writeheader()
+        writer.writerows(keep_rows)
+        atomic_write_bytes(self.path, text.getvalue().encode())
+        try:
+            self._file = open(self.path, "a", newline="")
+        except OSError as e:
+            raise RunDirError(f"cannot write {str(self.path)!r} ({_reason(e)})") from e
         self._writer = csv.DictWriter(self._file, fieldnames=fields)
-        self._writer.writeheader()
-        self.write(list(keep_rows))
 
     def write(self, rows: list[Row]) -> None:
-        self._writer.writerows(rows)
-        self._file.flush()
+        try:
+            self._writer.writerows(rows)
+            self._file.flush()
+        except OSError as e:
+            raise RunDirError(
+                f"cannot append to {str(self.path)!r} ({_reason(e)})"
+            ) from e
 
     def close(self) -> None:
-        self._file.close()
+        try:
+            self._file.close()
+        except OSError:
+            pass  # a failed flush was reported by write()
 
 
 def read_rows(run_dir: Path) -> list[Row]:
-    """Rows of ``metrics.csv`` with numbers parsed (ints stay ints)."""
-    with open(Path(run_dir) / METRICS_FILE, newline="") as f:
-        rows = list(csv.DictReader(f))
-    return [{k: _number(v) for k, v in row.items()} for row in rows]
+    """Rows of ``metrics.csv`` with numbers parsed (ints stay ints).
+
+    A missing file gives no rows; reading stops before the first damaged line
+    (a line cut by a kill or a full disk, NUL bytes, a wrong number of fields),
+    so the result is the file's consistent beginning.
+    """
+    path = Path(run_dir) / METRICS_FILE
+    try:
+        text = path.read_bytes().decode("utf-8", errors="replace")
+    except FileNotFoundError:
+        return []
+    except OSError as e:
+        raise RunDirError(f"cannot read {str(path)!r} ({_reason(e)})") from e
+    lines = text.split("\n")
+    header = next(csv.reader(lines[:1]), [])
+    if "iteration" not in header:
+        return []
+    rows = []
+    for line in lines[1:-1]:  # the last piece has no newline: cut or empty
+        fields = next(csv.reader([line]), [])
+        if "\0" in line or len(fields) != len(header):
+            break
+        try:
+            rows.append({k: _number(v) for k, v in zip(header, fields, strict=True)})
+        except ValueError:
+            break
+    return rows
+
+
+def rows_up_to(run_dir: Path, iteration: int, num_runs: int) -> tuple[list[Row], str]:
+    """The rows of ``metrics.csv`` up to ``iteration`` (a checkpoint's), and a
+    note (empty when complete) on rows lost to a damaged or missing file."""
+    rows = []
+    for row in read_rows(run_dir):
+        if row["iteration"] > iteration:
+            break
+        rows.append(row)
+    have = rows[-1]["iteration"] if rows else 0
+    if len(rows) == iteration * num_runs:
+        return rows, ""
+    return rows, (
+        f"note: {METRICS_FILE} held complete rows up to iteration {have} only; "
+        f"iterations {have + 1} to {iteration} are missing from it (the "
+        "checkpoint and training are unaffected)"
+    )
 
 
 def _number(text: str) -> int | float:

@@ -52,8 +52,14 @@ class RunSpec:
 
     def validate(self) -> RunSpec:
         self.config.validate()
-        if not isinstance(self.num_seeds, int) or self.num_seeds < 1:
-            raise ConfigError("num_seeds", self.num_seeds, "an integer >= 1")
+        max_seeds = 2**32 - self.config.seed  # seeds are uint32
+        if not isinstance(self.num_seeds, int) or not 1 <= self.num_seeds <= max_seeds:
+            raise ConfigError(
+                "num_seeds",
+                self.num_seeds,
+                f"an integer >= 1 and <= {max_seeds} (seed + num_seeds - 1 must "
+                "fit in uint32)",
+            )
         for name, values in self.sweep:
             if name not in TRACEABLE_FIELDS:
                 raise ConfigError(

@@ -21,6 +21,8 @@ from collections.abc import Callable
 from typing import Any, Literal, TypeVar, Union
 
 T = TypeVar("T")
+# Integers are carried as int32 inside the compiled program (counters, shapes).
+INT32_MAX = 2**31 - 1
 
 
 class ConfigError(ValueError):
@@ -48,7 +50,8 @@ def option(
     """A config field: default, help text, traceability and numeric range.
 
     ``low``/``high`` bound numbers (``low_open``: strictly above ``low``); for
-    integers and tuples of integers ``low`` is the minimum of each value.
+    integers and tuples of integers they bound each value (``high`` defaults
+    to the int32 maximum there).
     """
     meta = {
         "help": help,
@@ -142,20 +145,26 @@ def _allowed(kind: FieldKind, value: Any) -> str | None:
     if kind.base is bool:
         return None if isinstance(value, bool) else "true or false"
     if kind.base is int:
-        minimum = int(kind.low if kind.low is not None else 0)
-        ok = _is_int(value) and value >= minimum
-        return None if ok else f"an integer >= {minimum}"
+        minimum, maximum = _int_range(kind)
+        ok = _is_int(value) and minimum <= value <= maximum
+        return None if ok else f"an integer >= {minimum} and <= {maximum}"
     if kind.base is float:
         return _check_float(kind, value)
     if kind.base is tuple:
-        minimum = int(kind.low if kind.low is not None else 0)
+        minimum, maximum = _int_range(kind)
         ok = isinstance(value, tuple) and value
-        ok = ok and all(_is_int(v) and v >= minimum for v in value)
+        ok = ok and all(_is_int(v) and minimum <= v <= maximum for v in value)
         what = "positive integers" if minimum == 1 else f"integers >= {minimum}"
-        return None if ok else f"a non-empty tuple of {what}"
+        return None if ok else f"a non-empty tuple of {what} <= {maximum}"
     if kind.base is str:
         return None if isinstance(value, str) and value else "a non-empty string"
     raise TypeError(f"no check for field {kind.name} of type {kind.base}")
+
+
+def _int_range(kind: FieldKind) -> tuple[int, int]:
+    low = 0 if kind.low is None else int(kind.low)
+    high = INT32_MAX if math.isinf(kind.high) else int(kind.high)
+    return low, high
 
 
 def _is_int(x: Any) -> bool:
@@ -221,7 +230,10 @@ def _values(kind: FieldKind) -> str:
     if kind.base is str:
         return "text" + none
     if kind.base is int:
-        return f"int >= {int(kind.low or 0)}{none}"
+        low, high = _int_range(kind)
+        if high == INT32_MAX:
+            return f"int >= {low}{none}"
+        return f"int in [{low}, {high}]{none}"
     if kind.low is not None and not math.isinf(kind.high):
         left = "(" if kind.low_open else "["
         return f"float in {left}{kind.low:g}, {kind.high:g}]{none}"

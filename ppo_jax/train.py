@@ -2,22 +2,26 @@
 
 Every config field is a flag (``--help`` lists them, from the schema); the run
 itself is :func:`ppo_jax.host_loop.run_training`. Exit codes: 0 done, 2 bad
-input (one sentence, before anything compiles), 3 diverged, 130 stopped.
+input (one sentence, before anything compiles), 3 diverged, 4 a write failed
+(full disk, ...), 130 stopped by Ctrl-C or SIGTERM.
+
+Heavy imports (jax) happen inside :func:`main`, after the signal handling of
+:func:`ppo_jax.cli.entry_point` is in place.
 """
 
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 from ppo_jax import cli
-from ppo_jax.config import PRESETS, PPOConfig
-from ppo_jax.host_loop import run_training
-from ppo_jax.runspec import RunSpec, parse_sweep
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
+    from ppo_jax.config import PRESETS
+
+    p = cli.OneLineParser(
         prog="python -m ppo_jax.train",
         description="Train PPO on an environment; every config field is a flag.",
     )
@@ -44,33 +48,37 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--resume",
-        type=Path,
+        type=cli.directory,
         default=None,
         metavar="RUN_DIR",
         help="continue a stopped run from its checkpoint (its own config is used)",
     )
     p.add_argument(
         "--run-dir",
-        type=Path,
+        type=cli.directory,
         default=None,
         help="output directory (default: runs/ENV-DATE-TIME)",
     )
     p.add_argument(
         "--overwrite",
         action="store_true",
-        help="reuse a run directory that already holds a run",
+        help="replace the run a run directory holds (its files only)",
     )
     p.add_argument("--quiet", action="store_true", help="no per-iteration lines")
     p.add_argument("--debug", action="store_true", help="show tracebacks on errors")
     return p
 
 
-def config_from_args(args: argparse.Namespace) -> PPOConfig:
-    preset = args.preset or "tutorial"
-    return PPOConfig.from_preset(preset, **cli.given_fields(args)).validate()
-
-
 def main(argv: list[str] | None = None) -> int:
+    debug = "--debug" in (sys.argv[1:] if argv is None else argv)
+    return cli.entry_point(lambda: _main(argv), debug)
+
+
+def _main(argv: list[str] | None) -> int:
+    from ppo_jax.envs import preset_config
+    from ppo_jax.host_loop import run_training
+    from ppo_jax.runspec import RunSpec, parse_sweep
+
     args = build_parser().parse_args(argv)
     if args.resume is not None:
         extra = cli.given_fields(args) or args.preset or args.sweep or args.run_dir
@@ -79,17 +87,14 @@ def main(argv: list[str] | None = None) -> int:
                 "--resume continues a run with its own settings: give no config "
                 "flag, --preset, --sweep, --num-seeds or --run-dir with it"
             )
-
-    def train() -> int:
-        cli.enable_compilation_cache()
-        if args.resume is not None:
-            return run_training(None, None, resume=args.resume, quiet=args.quiet)
-        spec = RunSpec(config_from_args(args), args.num_seeds, parse_sweep(args.sweep))
-        return run_training(
-            spec, args.run_dir, overwrite=args.overwrite, quiet=args.quiet
-        )
-
-    return cli.run_guarded(train, args.debug)
+    cli.enable_compilation_cache()
+    if args.resume is not None:
+        return run_training(None, None, resume=Path(args.resume), quiet=args.quiet)
+    preset = args.preset or "tutorial"
+    config = preset_config(preset, **cli.given_fields(args)).validate()
+    spec = RunSpec(config, args.num_seeds, parse_sweep(args.sweep))
+    run_dir = None if args.run_dir is None else Path(args.run_dir)
+    return run_training(spec, run_dir, overwrite=args.overwrite, quiet=args.quiet)
 
 
 if __name__ == "__main__":

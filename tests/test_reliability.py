@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 from conftest import ENV, TINY_ARGS, run_module
 
+from ppo_jax import PPOConfig
 from ppo_jax.evaluate import main as evaluate_main
 from ppo_jax.rundir import CHECKPOINT_FILE, CONFIG_FILE
 from ppo_jax.train import main as train_main
@@ -153,8 +154,8 @@ def test_run_dir_that_cannot_be_used(tmp_path, capsys):
 def test_gymnasium_backend_refuses_envs_it_lacks(tmp_path, capsys):
     run_dir = tmp_path / "catch"
     run_dir.mkdir()
-    config = {"env_name": "Breakout-MinAtar", "policy_std": None}
-    (run_dir / CONFIG_FILE).write_text(json.dumps(config))
+    config = PPOConfig.from_preset("tuned", env_name="Breakout-MinAtar")
+    (run_dir / CONFIG_FILE).write_text(json.dumps(config.to_dict()))
     assert evaluate_main([str(run_dir), "--backend", "gymnasium"]) == 2
     err = capsys.readouterr().err
     assert "backend='gymnasium'" in err and "Pendulum-v1" in err

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from conftest import ENV, TINY_ARGS, run_module
 
-from ppo_jax.rundir import CHECKPOINT_FILE, read_rows
+from ppo_jax.rundir import CHECKPOINT_FILE, RUN_FILES, read_rows
 from ppo_jax.train import main as train_main
 
 COMPARED = ("mean_return", "mean_length", "actor_loss", "critic_loss", "entropy")
@@ -160,11 +160,17 @@ def test_resume_checks_the_saved_config_before_compiling(tmp_path, capsys, train
     config = json.loads((run_dir / "config.json").read_text())
     config["gamma"] = 0.5
     (run_dir / "config.json").write_text(json.dumps(config))
-    before = {p.name: p.read_bytes() for p in run_dir.iterdir()}
+
+    def run_files():
+        return {
+            p.name: p.read_bytes() for p in run_dir.iterdir() if p.name in RUN_FILES
+        }
+
+    before = run_files()
     assert train_main(["--resume", str(run_dir)]) == 2
     err = capsys.readouterr().err
     assert "gamma=0.99 but config.json says gamma=0.5" in err and err.count("\n") == 1
-    assert {p.name: p.read_bytes() for p in run_dir.iterdir()} == before
+    assert run_files() == before
 
 
 def test_resume_refuses_new_settings(tmp_path, capsys, trained_run):

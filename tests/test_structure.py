@@ -107,6 +107,7 @@ def test_every_field_is_a_flag_with_the_schemas_help():
 
 def test_readme_options_table_is_the_schemas():
     readme = (ROOT / "README.md").read_text()
+    # To regenerate: print(markdown_table(PPOConfig, PRESETS["tutorial"]))
     assert markdown_table(PPOConfig, PRESETS["tutorial"]) in readme
 
 

@@ -18,7 +18,12 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-from ppo_jax.config import PPOConfig
+from ppo_jax.config import (
+    DISCRETE_OVERRIDES,
+    ENV_OVERRIDES,
+    PPOConfig,
+    bare_env_name,
+)
 from ppo_jax.envs.contract import (
     Environment,
     EnvSetup,
@@ -36,6 +41,7 @@ __all__ = [
     "EnvSpec",
     "Environment",
     "make_env",
+    "preset_config",
     "split_env_name",
 ]
 
@@ -81,6 +87,31 @@ def make_env(
     setup = inspect_environment(env, env_params, config.obs_key, label)
     check_env_options(config, setup.spec, label)
     return setup
+
+
+def preset_config(name: str, **overrides: Any) -> PPOConfig:
+    """``PPOConfig.from_preset(name, **overrides)``, adapted to a discrete
+    action space: for an env with discrete actions that the preset has no
+    overrides for, the preset's :data:`~ppo_jax.config.DISCRETE_OVERRIDES`
+    (``tuned``: a Categorical policy, no action clipping), except for fields
+    given in ``overrides``."""
+    config = PPOConfig.from_preset(name, **overrides)
+    adapt = {
+        field: value
+        for field, value in DISCRETE_OVERRIDES.get(name, {}).items()
+        if field not in overrides
+    }
+    if not adapt or (name, bare_env_name(config.env_name)) in ENV_OVERRIDES:
+        return config
+    try:
+        env, params, _ = _named_env(config.env_name)
+        space = env.action_space(
+            params if params is not None else getattr(env, "default_params", None)
+        )
+    except Exception:  # make_env reports a broken env in its own words later
+        return config
+    discrete = hasattr(space, "n") and not hasattr(space, "low")
+    return config.replace(**adapt) if discrete else config
 
 
 def _named_env(env_name: str) -> tuple[Environment, PyTree, str]:
