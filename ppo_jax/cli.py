@@ -14,11 +14,8 @@ from __future__ import annotations
 
 import argparse
 import os
-import signal
 import sys
-import threading
 from collections.abc import Callable
-from types import FrameType
 from typing import TYPE_CHECKING, Any, NoReturn
 
 if TYPE_CHECKING:
@@ -35,49 +32,63 @@ def fail(message: str) -> int:
 
 
 class OneLineParser(argparse.ArgumentParser):
-    """argparse, with its errors as one line (``error: ...``) and exit code 2."""
+    """argparse, with its errors as one line (``error: ...``) and exit code 2,
+    and a ``--debug`` flag (tracebacks instead of one-line errors)."""
+
+    def __init__(self, *args: Any, **kwargs: Any):
+        super().__init__(*args, **kwargs)
+        self.add_argument(
+            "--debug", action="store_true", help="show tracebacks on errors"
+        )
 
     def error(self, message: str) -> NoReturn:
         print(f"error: {message} (see {self.prog} --help)", file=sys.stderr)
         raise SystemExit(EXIT_USAGE)
 
 
-def _raise_interrupt(signum: int, frame: FrameType | None) -> None:
-    raise KeyboardInterrupt
+def entry_point(
+    parser: Callable[[], argparse.ArgumentParser],
+    body: Callable[[argparse.Namespace], int],
+    argv: list[str] | None,
+) -> int:
+    """Parse ``argv`` with ``parser()`` and run the command's ``body(args)``.
 
+    Bad input becomes one sentence and exit code 2. Ctrl-C and SIGTERM are
+    handled from the start (before jax is imported): the first asks to stop
+    at the next safe point, a second aborts; either way the command ends with
+    one line and exit code 130. ``--debug`` shows tracebacks instead.
+    """
+    from ppo_jax.signals import GracefulStop
 
-def entry_point(body: Callable[[], int], debug: bool = False) -> int:
-    """Run a command's ``body()``: bad input becomes one sentence and exit code
-    2; Ctrl-C or SIGTERM before the training loop takes over (or a second one
-    during it) one line and exit code 130."""
-    on_main = threading.current_thread() is threading.main_thread()
-    previous = {}
-    if on_main:
-        for sig in (signal.SIGINT, signal.SIGTERM):  # SIGTERM as Ctrl-C
-            previous[sig] = signal.signal(sig, _raise_interrupt)
-    try:
-        from ppo_jax.resources import ResourceError
-        from ppo_jax.rundir import RunDirError
-        from ppo_jax.schema import ConfigError
-
+    debug = "--debug" in (sys.argv[1:] if argv is None else argv)
+    with GracefulStop() as stop:
         try:
-            return body()
-        except (ConfigError, RunDirError, ResourceError) as e:
-            if debug:
+            from ppo_jax.resources import ResourceError
+            from ppo_jax.rundir import RunDirError
+            from ppo_jax.schema import ConfigError
+
+            try:
+                return body(parser().parse_args(argv))
+            except (ConfigError, RunDirError, ResourceError) as e:
+                if debug:
+                    raise
+                return fail(str(e))
+        except (KeyboardInterrupt, Exception):
+            # An interrupted import can surface as another exception: after a
+            # signal, any error is the interruption.
+            if debug or not stop.requested and not _is_interrupt():
                 raise
-            return fail(str(e))
-    except KeyboardInterrupt:
-        if debug:
-            raise
-        print(
-            "error: interrupted; files written so far are complete (writes are "
-            "atomic): a run that saved a checkpoint continues with --resume RUN_DIR",
-            file=sys.stderr,
-        )
-        return EXIT_INTERRUPTED
-    finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
+            print(
+                "error: interrupted; files written so far are complete (writes "
+                "are atomic): a run that saved a checkpoint continues with "
+                "--resume RUN_DIR",
+                file=sys.stderr,
+            )
+            return EXIT_INTERRUPTED
+
+
+def _is_interrupt() -> bool:
+    return isinstance(sys.exc_info()[1], KeyboardInterrupt)
 
 
 def _flag_parser(kind: FieldKind) -> Callable[[str], Any]:

@@ -8,7 +8,6 @@ Prints ``episode i: length=L return=R`` per episode and a last line
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 
 from ppo_jax import cli
@@ -45,25 +44,24 @@ def build_parser() -> argparse.ArgumentParser:
         help="also render one deterministic episode to this GIF (gymnasium's "
         "renderer; needs the [gym] extra)",
     )
-    p.add_argument("--debug", action="store_true", help="show tracebacks on errors")
     return p
 
 
 def main(argv: list[str] | None = None) -> int:
-    debug = "--debug" in (sys.argv[1:] if argv is None else argv)
-    return cli.entry_point(lambda: _main(argv), debug)
+    return cli.entry_point(build_parser, _run, argv)
 
 
-def _main(argv: list[str] | None) -> int:
+def _run(args: argparse.Namespace) -> int:
     from ppo_jax import evaluation
     from ppo_jax.rundir import load_config
+    from ppo_jax.signals import check_stop
 
-    args = build_parser().parse_args(argv)
     run_dir = Path(args.run_dir)
     gymnasium_needed = args.backend == "gymnasium" or args.gif is not None
     if gymnasium_needed:
         evaluation.check_gymnasium(load_config(run_dir))
     pipeline, runner = evaluation.load_run(run_dir, args.run)  # loaded once
+    check_stop()  # a Ctrl-C while loading: stop before evaluating
     config = pipeline.config
     policy = evaluation.numpy_policy(pipeline, runner)
     if args.backend == "gymnasium":
@@ -78,6 +76,7 @@ def _main(argv: list[str] | None) -> int:
         gif_return, gif_length = evaluation.render_gif(
             config, policy, args.gif, args.seed
         )
+    check_stop()
     for i, (ret, length) in enumerate(zip(returns, lengths, strict=True), 1):
         print(f"episode {i}: length={int(length)} return={float(ret):.2f}")
     if args.gif is not None:

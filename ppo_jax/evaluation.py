@@ -116,7 +116,7 @@ def load_run(
     spec = rundir.load_run_spec(run_dir, config)
     if not 0 <= run < spec.num_runs:
         raise ConfigError("run", run, f"an index from 0 to {spec.num_runs - 1}")
-    pipeline = build_pipeline(config, env, env_params, network)
+    pipeline = build_pipeline(config, env=env, env_params=env_params, network=network)
     runner = rundir.load_checkpoint(run_dir, runner_template(pipeline, spec), config)
     if spec.batched:
         runner = jax.tree.map(lambda x: x[run], runner)
@@ -144,6 +144,7 @@ def evaluate_run(
 def load_policy(
     run_dir: str | Path,
     run: int = 0,
+    *,
     env: Environment | None = None,
     env_params: PyTree | None = None,
     network: NetworkFactory | None = None,

@@ -19,17 +19,11 @@ ResourceError before anything compiles (the CLI: one sentence, exit code 2).
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import math
-import signal
 import sys
-import threading
 import time
-from collections.abc import Callable, Iterator
 from pathlib import Path
-from types import FrameType
-from typing import Any
 
 import jax
 import numpy as np
@@ -43,61 +37,11 @@ from ppo_jax.networks import NetworkFactory
 from ppo_jax.pipeline import RunnerState, build_pipeline
 from ppo_jax.resources import check_memory
 from ppo_jax.runspec import RunSpec
+from ppo_jax.signals import GracefulStop, signals_deferred
 
 EXIT_DIVERGED = 3
 EXIT_WRITE_FAILED = 4
 EXIT_INTERRUPTED = 130
-
-
-class GracefulStop:
-    """Turn the first Ctrl-C (or SIGTERM) into a request to stop at a boundary.
-
-    The training loop checks ``requested`` after each chunk (and after
-    compiling), so the run ends with metrics and checkpoint of the same
-    iteration. A second one raises KeyboardInterrupt at once (the files on disk
-    stay valid: writes are atomic and a checkpoint with its metrics rows is
-    written with the signals held back, see :func:`signals_deferred`).
-    """
-
-    def __init__(self) -> None:
-        self.requested = False
-        self._previous: dict[
-            int, Callable[[int, FrameType | None], Any] | int | None
-        ] = {}
-
-    def _handler(self, signum: int, frame: FrameType | None) -> None:
-        if self.requested:
-            raise KeyboardInterrupt
-        self.requested = True
-        print(
-            "\nstopping at the next chunk boundary (Ctrl-C again to abort now)",
-            flush=True,
-        )
-
-    def __enter__(self) -> GracefulStop:
-        if threading.current_thread() is threading.main_thread():
-            for sig in (signal.SIGINT, signal.SIGTERM):
-                self._previous[sig] = signal.signal(sig, self._handler)
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        for sig, handler in self._previous.items():
-            signal.signal(sig, handler)
-
-
-@contextlib.contextmanager
-def signals_deferred() -> Iterator[None]:
-    """Hold SIGINT and SIGTERM back while a checkpoint and its metrics rows are
-    written, so that a signal never separates the two; they arrive after."""
-    held = {signal.SIGINT, signal.SIGTERM}
-    on_main = threading.current_thread() is threading.main_thread()
-    if on_main:
-        signal.pthread_sigmask(signal.SIG_BLOCK, held)
-    try:
-        yield
-    finally:
-        if on_main:
-            signal.pthread_sigmask(signal.SIG_UNBLOCK, held)
 
 
 def run_training(
@@ -134,16 +78,16 @@ def run_training(
                 spec, config=spec.config.replace(env_name=describe(env))
             )
         spec = spec.validate()
-        pipeline = build_pipeline(spec.config, env, env_params, network)
+        pipeline = build_pipeline(
+            spec.config, env=env, env_params=env_params, network=network
+        )
         check_memory(pipeline, spec.num_runs)
         chunk_len = min(spec.config.save_freq, spec.config.num_iterations)
         experiment = Experiment(spec, pipeline, chunk_len)
         if run_dir is None:
             run_dir = rundir.default_run_dir(spec.config.env_name)
-        if run_dir.exists() and not run_dir.is_dir():
-            raise rundir.RunDirError(
-                f"run directory {str(run_dir)!r} exists and is not a directory"
-            )
+        rundir.check_not_a_file(run_dir)  # before the lock creates it
+        stop.check()  # a signal during the checks: stop before touching the disk
         # Then the run directory, locked for the whole run.
         with rundir.RunLock(run_dir):
             if resume is not None:
@@ -155,7 +99,7 @@ def run_training(
                 rows, note = rundir.rows_up_to(run_dir, done, spec.num_runs)
                 start: RunnerState | None = restored
             else:
-                rundir.prepare_run_dir(run_dir, spec.config.env_name, overwrite)
+                rundir.prepare_run_dir(run_dir, overwrite)
                 rundir.save_config(run_dir, spec.config)
                 rundir.save_run_spec(run_dir, spec)
                 start, done, rows, note = None, 0, [], ""

@@ -85,6 +85,7 @@ class Pipeline(NamedTuple):
 
 def build_pipeline(
     config: PPOConfig,
+    *,
     env: Environment | None = None,
     env_params: PyTree | None = None,
     network: NetworkFactory | None = None,
@@ -225,7 +226,7 @@ def make_train(
         Metrics leaves have shape ``[config.num_iterations]``. Both
         ``jax.jit(train)`` and ``jax.jit(jax.vmap(train))`` work.
     """
-    pipeline = build_pipeline(config, env, env_params, network)
+    pipeline = build_pipeline(config, env=env, env_params=env_params, network=network)
 
     def train(
         key: jax.Array, hparams: Hyperparams | None = None

@@ -107,15 +107,19 @@ def default_run_dir(env_name: str) -> Path:
     return Path("runs") / f"{label}-{datetime.now():%Y%m%d-%H%M%S}"
 
 
-def prepare_run_dir(run_dir: Path | None, env_name: str, overwrite: bool) -> Path:
-    """Create (or, with ``overwrite``, empty of a previous run) a writable run
-    directory. Call :func:`lock_run_dir` on it first when it exists."""
-    if run_dir is None:
-        run_dir = default_run_dir(env_name)
+def check_not_a_file(run_dir: Path) -> None:
+    """Refuse a run directory path that names an existing file."""
     if run_dir.exists() and not run_dir.is_dir():
         raise RunDirError(
             f"run directory {str(run_dir)!r} exists and is not a directory"
         )
+
+
+def prepare_run_dir(run_dir: Path, overwrite: bool) -> None:
+    """Make ``run_dir`` a writable directory for a new run: created, or, with
+    ``overwrite``, emptied of a previous run's files. Hold its
+    :class:`RunLock` first."""
+    check_not_a_file(run_dir)
     if any((run_dir / name).exists() for name in (CHECKPOINT_FILE, CONFIG_FILE)):
         if not overwrite:
             raise RunDirError(
@@ -132,7 +136,6 @@ def prepare_run_dir(run_dir: Path | None, env_name: str, overwrite: bool) -> Pat
     if overwrite:
         for name in RUN_FILES:  # what the previous run wrote, nothing else
             (run_dir / name).unlink(missing_ok=True)
-    return run_dir
 
 
 def check_writable(run_dir: Path) -> None:

@@ -12,7 +12,6 @@ Heavy imports (jax) happen inside :func:`main`, after the signal handling of
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 
 from ppo_jax import cli
@@ -65,21 +64,18 @@ def build_parser() -> argparse.ArgumentParser:
         help="replace the run a run directory holds (its files only)",
     )
     p.add_argument("--quiet", action="store_true", help="no per-iteration lines")
-    p.add_argument("--debug", action="store_true", help="show tracebacks on errors")
     return p
 
 
 def main(argv: list[str] | None = None) -> int:
-    debug = "--debug" in (sys.argv[1:] if argv is None else argv)
-    return cli.entry_point(lambda: _main(argv), debug)
+    return cli.entry_point(build_parser, _run, argv)
 
 
-def _main(argv: list[str] | None) -> int:
+def _run(args: argparse.Namespace) -> int:
     from ppo_jax.envs import preset_config
     from ppo_jax.host_loop import run_training
     from ppo_jax.runspec import RunSpec, parse_sweep
 
-    args = build_parser().parse_args(argv)
     if args.resume is not None:
         extra = cli.given_fields(args) or args.preset or args.sweep or args.run_dir
         if extra or args.num_seeds != 1:

@@ -31,6 +31,7 @@ from ppo_jax.envs.contract import (
     PyTree,
     describe,
     inspect_environment,
+    is_discrete_space,
 )
 from ppo_jax.imports import error_summary, import_object, is_import_path
 from ppo_jax.schema import ConfigError
@@ -80,9 +81,7 @@ def make_env(
     else:
         default_params, label = None, describe(env)
     if env_params is None:
-        env_params = default_params
-    if env_params is None:
-        env_params = getattr(env, "default_params", None)
+        env_params = _default_params(env, default_params)
     env_params = _apply_time_limit(env_params, config, label)
     setup = inspect_environment(env, env_params, config.obs_key, label)
     check_env_options(config, setup.spec, label)
@@ -105,13 +104,15 @@ def preset_config(name: str, **overrides: Any) -> PPOConfig:
         return config
     try:
         env, params, _ = _named_env(config.env_name)
-        space = env.action_space(
-            params if params is not None else getattr(env, "default_params", None)
-        )
+        space = env.action_space(_default_params(env, params))
     except Exception:  # make_env reports a broken env in its own words later
         return config
-    discrete = hasattr(space, "n") and not hasattr(space, "low")
-    return config.replace(**adapt) if discrete else config
+    return config.replace(**adapt) if is_discrete_space(space) else config
+
+
+def _default_params(env: Environment, params: PyTree | None) -> PyTree:
+    """The family's (or factory's) params, else the env's ``default_params``."""
+    return params if params is not None else getattr(env, "default_params", None)
 
 
 def _named_env(env_name: str) -> tuple[Environment, PyTree, str]:

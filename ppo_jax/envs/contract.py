@@ -211,7 +211,7 @@ def _action_space(
 ) -> tuple[bool, int, np.ndarray | None, np.ndarray | None]:
     """``(discrete, action_dim, low, high)`` of a Discrete or 1-D Box space."""
     shape = getattr(space, "shape", None)
-    if hasattr(space, "n") and not hasattr(space, "low"):
+    if is_discrete_space(space):
         return True, int(space.n), None, None
     if hasattr(space, "low") and hasattr(space, "high") and shape is not None:
         if len(shape) == 1:
@@ -222,6 +222,11 @@ def _action_space(
         f"actions must be Discrete or a 1-D Box; this one has "
         f"{type(space).__name__} actions of shape {shape}"
     )
+
+
+def is_discrete_space(space: Any) -> bool:
+    """Discrete (has ``n``, no bounds), e.g. gymnax's ``spaces.Discrete``."""
+    return hasattr(space, "n") and not hasattr(space, "low")
 
 
 def _call(
