@@ -96,6 +96,7 @@ MALFORMED = [
     (["--env", "user_components:FiveValueStep"], "step returns 5 values, not 6"),
     (["--env", "user_components:NoFinalObservation"], "final_observation"),
     (["--env", "user_components:MatrixActions"], "Discrete or a 1-D Box"),
+    (["--env", "user_components:VectorReward"], "reward must be a scalar array"),
     (["--env", "user_components:DictObservations"], "obs_key=None is not allowed"),
     (["--env", "user_components:Nowhere"], "no 'Nowhere'"),
     (["--env", "no_such_module:Env"], "an importable module"),

@@ -99,6 +99,16 @@ class NoFinalObservation(MatchEnv):
         return (*values, {})
 
 
+class VectorReward(MatchEnv):
+    """One reward per card instead of a scalar."""
+
+    def step(self, key, state, action, params):
+        obs, state, reward, terminated, truncated, info = super().step(
+            key, state, action, params
+        )
+        return obs, state, reward * jnp.ones(NUM_CARDS), terminated, truncated, info
+
+
 class MatrixActions(MatchEnv):
     def action_space(self, params):
         return Box(-1.0, 1.0, (2, 2))

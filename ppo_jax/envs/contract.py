@@ -185,8 +185,11 @@ def inspect_environment(
         ("terminated", terminated),
         ("truncated", truncated),
     ):
-        if getattr(value, "shape", None) != ():
-            raise refuse(f"step's {name} must be a scalar, not shape {value.shape}")
+        shape = getattr(value, "shape", None)
+        if shape != ():
+            raise refuse(
+                f"step's {name} must be a scalar array, not {shape or value!r}"
+            )
     final = info.get("final_observation") if isinstance(info, Mapping) else None
     if getattr(final, "shape", None) != obs.shape:
         raise refuse(
