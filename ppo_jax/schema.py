@@ -14,6 +14,7 @@ and the README table (:func:`markdown_table`) are all derived from it.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 import types
 import typing
@@ -83,8 +84,10 @@ class FieldKind:
         return "--" + self.name.replace("_", "-")
 
 
+@functools.cache
 def field_kinds(cls: type) -> tuple[FieldKind, ...]:
-    """The :class:`FieldKind` of every field of the dataclass ``cls``."""
+    """The :class:`FieldKind` of every field of the dataclass ``cls`` (resolved
+    once per class)."""
     hints = typing.get_type_hints(cls)
     kinds = []
     for f in dataclasses.fields(cls):
@@ -113,7 +116,7 @@ def field_kinds(cls: type) -> tuple[FieldKind, ...]:
                 m["low"],
                 m["high"],
                 m["low_open"],
-            )  # fmt: skip
+            )
         )
     return tuple(kinds)
 
@@ -128,7 +131,8 @@ def check_fields(instance: Any) -> None:
 
     Raises :class:`ConfigError` on the first field whose value is not allowed.
     """
-    for kind in field_kinds(type(instance)):
+    cls: type = type(instance)
+    for kind in field_kinds(cls):
         value = getattr(instance, kind.name)
         if value is None and kind.optional:
             continue
