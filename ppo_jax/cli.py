@@ -152,6 +152,16 @@ def positive_int(text: str) -> int:
     return value
 
 
+def seed(text: str) -> int:
+    """A PRNG seed: an integer from 0 to 2**32 - 1."""
+    value = int(text)
+    if not 0 <= value < 2**32:
+        raise argparse.ArgumentTypeError(
+            f"{value} is not an integer from 0 to 2**32 - 1"
+        )
+    return value
+
+
 def directory(text: str) -> str:
     """A directory argument: refuses the empty string (an unset shell
     variable would otherwise mean the current directory)."""

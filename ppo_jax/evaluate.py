@@ -29,7 +29,12 @@ def build_parser() -> argparse.ArgumentParser:
         default=0,
         help="which run of a multi-seed or sweep run directory (0-based)",
     )
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument(
+        "--seed",
+        type=cli.seed,
+        default=0,
+        help="PRNG seed of the episodes (0 to 2**32 - 1)",
+    )
     p.add_argument(
         "--backend",
         choices=("gymnax", "gymnasium"),

@@ -26,8 +26,10 @@ from ppo_jax.experiment import runner_template
 from ppo_jax.networks import NetworkFactory, Params
 from ppo_jax.normalization import RunningMeanStd
 from ppo_jax.pipeline import Pipeline, RunnerState, build_pipeline
+from ppo_jax.signals import check_stop
 
 NumpyPolicy = Callable[[np.ndarray], np.ndarray]
+EPISODE_BATCH = 1024  # episodes evaluated at once (vmapped)
 
 # gymnax envs whose reference implementation gymnasium ships (same name).
 GYMNASIUM_ENVS = (
@@ -128,17 +130,26 @@ def evaluate_run(
 ) -> tuple[np.ndarray, np.ndarray]:
     """Evaluate a loaded run (see :func:`load_run`) in its gymnax env.
 
-    Returns numpy ``(returns, lengths)``.
+    Episodes run in vmapped batches of at most ``EPISODE_BATCH`` (one compile),
+    so memory stays bounded however many are asked for; batch ``b`` uses the
+    key ``fold_in(key(seed), b)`` (the first batch: ``key(seed)`` itself).
+
+    Returns numpy ``(returns, lengths)``, ``[num_episodes]`` each.
     """
+    batch = min(num_episodes, EPISODE_BATCH)
     fn = jax.jit(
-        lambda params, stats, key: evaluate_policy(
-            pipeline, params, stats, key, num_episodes
-        )
+        lambda params, stats, key: evaluate_policy(pipeline, params, stats, key, batch)
     )
-    returns, lengths = fn(
-        runner.agent.actor_params, runner.envs.obs_stats, jax.random.key(seed)
-    )
-    return np.asarray(returns), np.asarray(lengths)
+    key = jax.random.key(seed)
+    results = []
+    for b in range(-(-num_episodes // batch)):
+        check_stop()  # a Ctrl-C of the command line: stop between batches
+        batch_key = key if b == 0 else jax.random.fold_in(key, b)
+        params, stats = runner.agent.actor_params, runner.envs.obs_stats
+        results.append(fn(params, stats, batch_key))
+    returns = np.concatenate([np.asarray(r) for r, _ in results])[:num_episodes]
+    lengths = np.concatenate([np.asarray(n) for _, n in results])[:num_episodes]
+    return returns, lengths
 
 
 def load_policy(

@@ -18,6 +18,7 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 from conftest import ENV, TINY_ARGS, run_module
 from flax import serialization
@@ -463,3 +464,42 @@ def test_tuned_preset_picks_a_categorical_policy_for_discrete_envs(env_name):
 def test_tuned_preset_keeps_its_gaussian_on_continuous_envs():
     assert preset_config("tuned", env_name="Pendulum-v1").policy_std == "learned"
     assert preset_config("tutorial", env_name="CartPole-v1").policy_std == "fixed"
+
+
+# ------------------------------------------------------------------ evaluate
+
+
+@pytest.mark.parametrize(
+    "argv,message",
+    [
+        (["--episodes", "0"], "not an integer >= 1"),
+        (["--seed", str(2**70)], "from 0 to 2**32 - 1"),
+        (["--seed", "-1"], "from 0 to 2**32 - 1"),
+        (["--run", "-1"], "run=-1 is not allowed"),
+        (["--backend", "mujoco"], "invalid choice"),
+    ],
+)
+def test_evaluate_refuses_bad_flags(argv, message, trained_run, capsys):
+    line = one_line_refusal(capsys, evaluate_main, [str(trained_run[0]), *argv])
+    assert message in line, line
+
+
+def test_evaluate_many_episodes_in_bounded_batches(trained_run):
+    from ppo_jax.evaluation import EPISODE_BATCH, evaluate_run, load_run
+
+    pipeline, runner = load_run(trained_run[0])
+    returns, lengths = evaluate_run(pipeline, runner, EPISODE_BATCH + 5, seed=3)
+    assert returns.shape == lengths.shape == (EPISODE_BATCH + 5,)
+    assert (lengths == 50).all()
+    # The first batch is what one batch's worth of episodes with that seed
+    # gives alone; the next batch draws other episodes.
+    one_batch, _ = evaluate_run(pipeline, runner, EPISODE_BATCH, seed=3)
+    np.testing.assert_array_equal(returns[:EPISODE_BATCH], one_batch)
+    assert not np.isin(returns[EPISODE_BATCH:], one_batch).all()
+
+
+def test_obs_key_on_array_observations_is_refused(capsys, tmp_path):
+    line = one_line_refusal(
+        capsys, train_main, ["--obs-key", "state", "--run-dir", str(tmp_path / "r")]
+    )
+    assert "obs_key='state' is not allowed: none for Pendulum-v1" in line

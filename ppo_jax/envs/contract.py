@@ -153,6 +153,10 @@ def inspect_environment(
             )
         env = ObservationKey(env, obs_key)
         obs = obs[obs_key]
+    elif obs_key is not None:
+        raise ConfigError(
+            "obs_key", obs_key, f"none for {label}, whose observations are arrays"
+        )
     if not isinstance(obs, jax.ShapeDtypeStruct):
         raise refuse(
             f"observations must be arrays or dicts of arrays, not {type(obs).__name__}"
