@@ -141,11 +141,11 @@ def evaluate_run(
         lambda params, stats, key: evaluate_policy(pipeline, params, stats, key, batch)
     )
     key = jax.random.key(seed)
+    params, stats = runner.agent.actor_params, runner.envs.obs_stats
     results = []
     for b in range(-(-num_episodes // batch)):
         check_stop()  # a Ctrl-C of the command line: stop between batches
         batch_key = key if b == 0 else jax.random.fold_in(key, b)
-        params, stats = runner.agent.actor_params, runner.envs.obs_stats
         results.append(fn(params, stats, batch_key))
     returns = np.concatenate([np.asarray(r) for r, _ in results])[:num_episodes]
     lengths = np.concatenate([np.asarray(n) for _, n in results])[:num_episodes]

@@ -1,9 +1,10 @@
 """Will a configuration fit in memory? A lower bound, checked before compiling.
 
 :func:`check_memory` adds up what a run must hold at least: the rollout's
-``[T, N, ...]`` transitions, the critic's input and (for the MLP) its widest
-layer over the whole batch, the parameters with their gradients and two Adam
-moments, and the environments' states, times the number of vmapped runs. It
+``[T, N, ...]`` transitions, the critic's input and (when the network factory
+states it, as the MLP's does) its widest layer over the whole batch, the
+parameters with their gradients and two Adam moments, and the environments'
+states, times the number of vmapped runs. It
 refuses a configuration whose lower bound exceeds the memory available (host
 RAM for CPU, the device's memory limit for accelerators) with one sentence,
 instead of an out-of-memory error from XLA after compiling. Being a lower
@@ -48,13 +49,12 @@ def estimate_bytes(pipeline: Pipeline, num_runs: int = 1) -> dict[str, int]:
         stored_obs = obs * 4
     per_step = stored_obs * (2 if config.bootstrap_truncation else 1)
     per_step += 4 * action + 4 * 4
-    widest = max(config.hidden_sizes) if config.network == "mlp" else 0
     setup = pipeline.setup
     states = _bytes(jax.eval_shape(lambda k: setup.env.reset(k, setup.params), key)[1])
     parts = {
         "rollout": batch * per_step,
         # the critic's input, concatenated, and its widest layer's output
-        "value pass": (batch + config.num_envs) * (stored_obs + 4 * widest),
+        "value pass": (batch + config.num_envs) * (stored_obs + 4 * nets.critic_width),
         "parameters, gradients, Adam": 4 * params,
         "env states": config.num_envs * states,
     }

@@ -171,3 +171,14 @@ def test_run_training_with_an_env_object_records_where_it_came_from(
     # Loadable without passing the object again: the class is imported.
     policy = load_policy(run_dir)
     assert policy(np.eye(4, dtype=np.float32)).shape == (4,)
+
+
+def test_memory_bound_counts_the_networks_in_use_not_hidden_sizes():
+    # hidden_sizes describes the built-in MLP only: with a user's linear
+    # networks, a huge hidden_sizes must not make the run look too large.
+    from ppo_jax.resources import check_memory
+
+    config = MATCH.replace(hidden_sizes=(2**30,))
+    check_memory(build_pipeline(config, env=uc.MatchEnv(), network=uc.linear_networks))
+    with pytest.raises(ValueError, match="of memory"):
+        check_memory(build_pipeline(config, env=uc.MatchEnv()))

@@ -56,6 +56,9 @@ class ActorCritic:
 
     actor: Network[ActorOutput]
     critic: Network[jax.Array]
+    # The critic's widest activation per observation (floats), if the factory
+    # knows it; only a memory estimate reads it (0: unknown, not counted).
+    critic_width: int = 0
 
 
 class NetworkFactory(Protocol):

@@ -191,4 +191,5 @@ def make_mlp_networks(spec: EnvSpec, config: PPOConfig) -> ActorCritic:
             apply=lambda params, obs: cast(ActorOutput, actor.apply(params, obs)),
         ),
         critic=flax_network(critic, spec),
+        critic_width=max(hidden),
     )
