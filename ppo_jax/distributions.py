@@ -16,9 +16,13 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import NamedTuple
 
-import distrax
 import jax
 import jax.numpy as jnp
+
+import ppo_jax._compat  # noqa: F401  (before distrax: see that module)
+
+# isort: split
+import distrax
 
 from ppo_jax.config import Hyperparams
 from ppo_jax.networks import ActorOutput

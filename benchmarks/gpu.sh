@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# ppo_jax on one GPU: throughput, compile time and memory (benchmarks/gpu.py).
+#
+#   bash benchmarks/gpu.sh [SECONDS]      # default budget 360 s; ends in < 8 min
+#
+# Needs jax with GPU support and ppo_jax's dependencies. On a machine with
+# internet access, from the repository root:
+#     pip install -e . 'jax[cuda12]>=0.10,<0.12'     (or jax[cuda13])
+# On a machine without it, put the missing wheels in .whl/ (see README,
+# "Benchmarks on a GPU"): this script installs them offline into /tmp first.
+# Writes benchmarks/results/gpu.md and gpu.json (and copies them to $OUT if set).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+if compgen -G ".whl/*.whl" >/dev/null; then
+    python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir \
+        --upgrade --target /tmp/ppo_jax_site .whl/*.whl
+    export PYTHONPATH="/tmp/ppo_jax_site:$PWD${PYTHONPATH:+:$PYTHONPATH}"
+else
+    export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"
+fi
+if ! python3 -c 'import jax, sys; sys.exit(jax.default_backend() != "gpu")'; then
+    echo "gpu.sh: jax sees no GPU (backend: $(python3 -c 'import jax; print(jax.default_backend())')); install jax with CUDA, e.g. pip install 'jax[cuda12]'." >&2
+    exit 2
+fi
+nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader || true
+python3 -c 'from importlib.metadata import version as v; print(*(f"{p} {v(p)}" for p in ("jax", "jaxlib", "flax", "optax", "gymnax", "distrax")))'
+# Allocate on demand, so that peak memory is what the programs use.
+export XLA_PYTHON_CLIENT_PREALLOCATE=false PYTHONUNBUFFERED=1
+python3 benchmarks/gpu.py --budget "${1:-360}" --out benchmarks/results
+if [ -n "${OUT:-}" ]; then cp benchmarks/results/gpu.md benchmarks/results/gpu.json "$OUT"/; fi
