@@ -13,9 +13,11 @@ different presets or envs accumulate. Expected run time on a 2-core CPU: about
 
 Training return: mean over episodes that ended in the last 10 iterations.
 Evaluation return: the deterministic policy (mean action or argmax), 20
-episodes per seed. Threshold: the first step at which the seed-mean training
-return, averaged over a 10-iteration window, reaches the env's threshold; its
-seconds are that fraction of the measured training time.
+episodes per seed; shown as mean ± std over seeds and as their IQM with a 95%
+bootstrap confidence interval (``ppo_jax.statistics``). Threshold: the first
+step at which the seed-mean training return, averaged over a 10-iteration
+window, reaches the env's threshold; its seconds are that fraction of the
+measured training time.
 """
 
 from __future__ import annotations
@@ -36,6 +38,7 @@ from common import machine  # noqa: E402
 
 from ppo_jax import PPOConfig, build_pipeline, make_train  # noqa: E402
 from ppo_jax.evaluation import evaluate_policy  # noqa: E402
+from ppo_jax.statistics import format_iqm, summarize  # noqa: E402
 
 RESULTS = Path(__file__).parent / "results"
 RUNS = RESULTS / "learning"
@@ -143,31 +146,40 @@ def write_report() -> None:
     runs = [json.loads(p.read_text()) for p in sorted(RUNS.glob("*.json"))]
     order = {env: i for i, env in enumerate(DEFAULT_ENVS)}
     runs.sort(key=lambda r: (order.get(r["env"], 99), r["preset"], r["steps"]))
+    (RESULTS / "learning.md").write_text(report(runs))
+    plot(runs)
+
+
+def report(runs: list[dict]) -> str:
+    """The results table (markdown) of stored runs, in the given order."""
     lines = [
         "# Learning results",
         "",
         "Written by `python benchmarks/learning.py` (see its docstring for the",
         "definitions). Returns are mean ± std over seeds; seeds are vmapped in one",
         "compile, so `train s` is the wall-clock time of all seeds together and",
-        "`steps/s` counts the steps of all seeds.",
+        "`steps/s` counts the steps of all seeds. `eval return IQM [95% CI]` is",
+        "the interquartile mean of the seeds' evaluation returns with its 95%",
+        "bootstrap confidence interval (`ppo_jax.statistics`, 2000 resamples,",
+        "seed 0).",
         "",
         "| env | preset | seeds | steps/seed | train return | eval return | "
-        "threshold | steps to threshold | s to threshold | train s | compile s | "
-        "steps/s | machine | date |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "eval return IQM [95% CI] | threshold | steps to threshold | "
+        "s to threshold | train s | compile s | steps/s | machine | date |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in runs:
         hit, secs = r["steps_to_threshold"], r["seconds_to_threshold"]
         lines.append(
             f"| {r['env']} | {r['preset']} | {r['seeds']} | {r['steps']:,} | "
             f"{fmt(r['train_return'])} | {fmt(r['eval_return'])} | "
+            f"{format_iqm(summarize(r['eval_return']))} | "
             f"{r['threshold']:g} | {'not reached' if hit is None else f'{hit:,}'} | "
             f"{'-' if hit is None else f'{secs:.1f}'} | "
             f"{r['train_s']:.1f} | {r['compile_s']:.1f} | {r['sps']:,.0f} | "
             f"{r['machine']} | {r['date']} |"
         )
-    (RESULTS / "learning.md").write_text("\n".join(lines) + "\n")
-    plot(runs)
+    return "\n".join(lines) + "\n"
 
 
 def plot(runs) -> None:

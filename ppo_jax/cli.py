@@ -1,10 +1,11 @@
 """What the two command lines share: config flags from the schema, errors,
 signals.
 
-The entry points are :mod:`ppo_jax.train` and :mod:`ppo_jax.evaluate`; library
-modules never import this one. This module imports only the standard library
-at load time, so that :func:`entry_point` is in charge of Ctrl-C and SIGTERM
-from the first moment, even while jax is being imported.
+The entry points are :mod:`ppo_jax.train`, :mod:`ppo_jax.evaluate` and
+:mod:`ppo_jax.export`; library modules never import this one. This module
+imports only the standard library at load time, so that :func:`entry_point`
+is in charge of Ctrl-C and SIGTERM from the first moment, even while jax is
+being imported.
 
 Bad input ends with one sentence on stderr and exit code 2 (``--debug`` shows
 the traceback), argparse's own errors included.

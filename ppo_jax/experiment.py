@@ -11,6 +11,7 @@ float rounding).
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 from typing import TypeVar
 
 import jax
@@ -101,11 +102,20 @@ class Experiment:
         return dataclasses.replace(sharding, envs=env_sharding)
 
     # ------------------------------------------------------------------ compile
-    def compile(self) -> tuple[Init, Chunk]:
-        """AOT-compile init and chunk; returns ``(init, run_chunk)``."""
-        init = self._init.lower(self.keys, self.hparams).compile()
-        chunk = self._chunk.lower(self.runner_shape, self.hparams).compile()
-        return init, chunk
+    def compile(
+        self, stage: Callable[[str], None] = lambda _: None
+    ) -> tuple[Init, Chunk]:
+        """AOT-compile init and chunk; returns ``(init, run_chunk)``.
+
+        ``stage("tracing")`` is called before JAX traces and lowers both
+        functions, ``stage("compiling")`` before XLA compiles them (for
+        progress messages).
+        """
+        stage("tracing")
+        init = self._init.lower(self.keys, self.hparams)
+        chunk = self._chunk.lower(self.runner_shape, self.hparams)
+        stage("compiling")
+        return init.compile(), chunk.compile()
 
     def place(self, runner: RunnerState) -> RunnerState:
         """Put a (restored, host) runner state where the compiled chunk wants it."""

@@ -22,6 +22,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -33,6 +34,13 @@ from ppo_jax import reporting, rundir
 from ppo_jax.envs import Environment
 from ppo_jax.envs.contract import PyTree, describe
 from ppo_jax.experiment import Experiment, run_axis
+from ppo_jax.loggers import (
+    Logger,
+    LoggerSpec,
+    load_logger_spec,
+    open_loggers,
+    save_logger_spec,
+)
 from ppo_jax.networks import NetworkFactory
 from ppo_jax.pipeline import RunnerState, build_pipeline
 from ppo_jax.resources import check_memory
@@ -54,12 +62,15 @@ def run_training(
     env: Environment | None = None,
     env_params: PyTree | None = None,
     network: NetworkFactory | None = None,
+    loggers: LoggerSpec | None = None,
 ) -> int:
     """Train ``spec`` into ``run_dir`` (or continue the run in ``resume``).
 
     ``env``, ``env_params`` and ``network`` bring your own environment object
     and network factory, as for :func:`ppo_jax.make_train` (pass the same ones
     again to resume such a run). ``run_dir=None``: ``runs/ENV-DATE-TIME``.
+    ``loggers``: TensorBoard and wandb besides the CSV (see
+    :mod:`ppo_jax.loggers`); a resumed run keeps the ones it started with.
 
     Returns the exit code (see the module's docstring). Raises ConfigError,
     RunDirError or ResourceError for bad input, before anything compiles, and
@@ -70,6 +81,8 @@ def run_training(
         if resume is not None:
             run_dir = resume
             spec = rundir.load_run_spec(run_dir, rundir.load_config(run_dir))
+            loggers = load_logger_spec(run_dir)
+        logger_spec = (loggers or LoggerSpec()).validate()
         if spec is None:
             raise ValueError("run_training needs a RunSpec, or resume=RUN_DIR")
         if env is not None and resume is None:
@@ -102,8 +115,11 @@ def run_training(
                 rundir.prepare_run_dir(run_dir, overwrite)
                 rundir.save_config(run_dir, spec.config)
                 rundir.save_run_spec(run_dir, spec)
+                save_logger_spec(run_dir, logger_spec)
                 start, done, rows, note = None, 0, [], ""
-            return _train(experiment, run_dir, start, done, rows, note, stop, quiet)
+            return _train(
+                experiment, run_dir, start, done, rows, note, stop, quiet, logger_spec
+            )
 
 
 def _train(
@@ -115,6 +131,7 @@ def _train(
     note: str,
     stop: GracefulStop,
     quiet: bool,
+    logger_spec: LoggerSpec,
 ) -> int:
     """Compile, then run the chunks from iteration ``done`` (``restored``'s,
     or a fresh init); returns the exit code."""
@@ -139,11 +156,11 @@ def _train(
         print(note, flush=True)
 
     # Compile once, ahead of time, so compile time is measured on its own.
-    print("compiling ...", flush=True)
-    t0 = time.perf_counter()
-    init, run_chunk = experiment.compile()
-    compile_s = time.perf_counter() - t0
-    print(f"compiled in {compile_s:.2f} s", flush=True)
+    what = f"{chunk_len} iterations per call{runs}"
+    with CompileProgress(what) as progress:
+        init, run_chunk = experiment.compile(progress.stage)
+    compile_s = progress.total_s
+    print(f"compiled in {compile_s:.2f} s ({progress.breakdown()})", flush=True)
 
     hp = experiment.hparams
     if restored is not None:
@@ -154,6 +171,12 @@ def _train(
         with signals_deferred():  # iteration 0: a good checkpoint to resume from
             rundir.save_checkpoint(run_dir, config, runner)
     writer = rundir.MetricsWriter(run_dir, reporting.columns(sweep_fields), rows)
+    loggers: list[Logger] = []
+    if logger_spec.loggers:
+        loggers, logger_spec = open_loggers(
+            run_dir, spec, logger_spec, resume=restored is not None
+        )
+        save_logger_spec(run_dir, logger_spec)  # with the wandb run ids
     train_s, steps_run = 0.0, 0
     diverged_at, write_error = None, None
     num_chunks = math.ceil((config.num_iterations - done) / chunk_len)
@@ -187,6 +210,7 @@ def _train(
                 write_error = str(e)
                 break
             runner = new_runner
+            loggers = _log(loggers, chunk_rows)
             rows += chunk_rows
             done += keep
             steps_run += keep * config.batch_size * spec.num_runs
@@ -204,6 +228,8 @@ def _train(
     finally:
         bar.close()
         writer.close()
+        for logger in loggers:
+            logger.close()
 
     _write_figures(run_dir, rows, config.env_name, sweep_fields)
     if write_error is not None:
@@ -237,7 +263,87 @@ def _train(
         f"compile_s={compile_s:.2f}",
         flush=True,
     )
+    context = reporting.tutorial_context(config)
+    if context is not None:
+        print(context, flush=True)
     return 0
+
+
+class CompileProgress:
+    """Says what compilation is doing and for how long (it can take tens of
+    seconds): a line per stage; then, on a terminal, the elapsed seconds
+    updated in place every second, elsewhere a line every 30 s."""
+
+    STAGES = {
+        "tracing": "tracing and lowering the training program (JAX)",
+        "compiling": "optimizing and generating code (XLA)",
+    }
+
+    def __init__(self, what: str):
+        self.what = what
+        self.tty = sys.stdout.isatty()
+        self.times: dict[str, float] = {}
+        self.current: str | None = None
+        self._done = threading.Event()
+        self._lock = threading.Lock()
+        self._start = self._stage_start = time.perf_counter()
+        self._thread = threading.Thread(target=self._tick, daemon=True)
+
+    def __enter__(self) -> CompileProgress:
+        self._start = time.perf_counter()
+        self._thread.start()
+        return self
+
+    def stage(self, name: str) -> None:
+        now = time.perf_counter()
+        with self._lock:
+            if self.current is not None:
+                self.times[self.current] = now - self._stage_start
+            self.current, self._stage_start = name, now
+            self._line(f"compiling ({self.what}): {self.STAGES.get(name, name)} ...")
+
+    def _line(self, text: str) -> None:
+        print(("\r\033[K" if self.tty else "") + text, end="" if self.tty else "\n")
+        sys.stdout.flush()
+
+    def _tick(self) -> None:
+        interval = 1.0 if self.tty else 30.0
+        while not self._done.wait(interval):
+            with self._lock:
+                elapsed = time.perf_counter() - self._start
+                stage = self.STAGES.get(self.current or "", "")
+                self._line(f"compiling ({self.what}): {stage} ... {elapsed:.0f} s")
+
+    def __exit__(self, *exc: object) -> None:
+        self._done.set()
+        self._thread.join()
+        now = time.perf_counter()
+        if self.current is not None:
+            self.times[self.current] = now - self._stage_start
+        self.total_s = now - self._start
+        if self.tty:
+            print()
+
+    def breakdown(self) -> str:
+        names = {"tracing": "tracing", "compiling": "XLA"}
+        return ", ".join(f"{names.get(k, k)} {v:.2f} s" for k, v in self.times.items())
+
+
+def _log(loggers: list[Logger], rows: list[rundir.Row]) -> list[Logger]:
+    """Feed ``rows`` to the loggers; one that fails (full disk, lost network)
+    is dropped with a note: the CSV and checkpoint carry the run on."""
+    kept = []
+    for logger in loggers:
+        try:
+            logger.write(rows)
+            kept.append(logger)
+        except Exception as e:  # a logger's failure must not end the run
+            print(
+                f"note: {type(logger).__name__} stopped logging "
+                f"({type(e).__name__}: {e}); metrics.csv has every row",
+                file=sys.stderr,
+            )
+    return kept
 
 
 def _write_figures(

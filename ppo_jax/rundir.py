@@ -31,6 +31,7 @@ import fcntl
 import io
 import json
 import os
+import shutil
 import uuid
 from collections.abc import Iterable
 from datetime import datetime
@@ -53,11 +54,15 @@ PLOT_FILE = "learning_curve.png"
 SWEEP_TABLE = "sweep.md"
 SWEEP_CSV = "sweep.csv"
 LOCK_FILE = ".lock"
+LOGGERS_FILE = "loggers.json"
+TENSORBOARD_DIR = "tensorboard"  # --logger tensorboard: one event dir per run
+WANDB_DIR = "wandb"  # --logger wandb: wandb's own files
 # What a run writes: --overwrite removes exactly these (nothing else).
 RUN_FILES = (
     CONFIG_FILE, RUN_FILE, CHECKPOINT_FILE, METRICS_FILE, PLOT_FILE, SWEEP_TABLE,
-    SWEEP_CSV,
+    SWEEP_CSV, LOGGERS_FILE,
 )  # fmt: skip
+RUN_DIRS = (TENSORBOARD_DIR, WANDB_DIR)
 FORMAT_VERSION = 1  # of checkpoint.msgpack; loading refuses any other
 
 Row = dict[str, Any]  # one metrics.csv row: column -> int, float or str
@@ -136,6 +141,9 @@ def prepare_run_dir(run_dir: Path, overwrite: bool) -> None:
     if overwrite:
         for name in RUN_FILES:  # what the previous run wrote, nothing else
             (run_dir / name).unlink(missing_ok=True)
+        for name in RUN_DIRS:
+            if (run_dir / name).is_dir() and not (run_dir / name).is_symlink():
+                shutil.rmtree(run_dir / name)
 
 
 def check_writable(run_dir: Path) -> None:

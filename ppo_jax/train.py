@@ -28,7 +28,25 @@ def build_parser() -> argparse.ArgumentParser:
         "--preset",
         default=None,
         choices=sorted(PRESETS),
-        help="named hyperparameters, then the env's overrides (default: tutorial)",
+        help="named hyperparameters, then the env's overrides (default: the "
+        "config file's preset, else tutorial)",
+    )
+    p.add_argument(
+        "--config",
+        default=None,
+        metavar="FILE",
+        help="config fields from a YAML, TOML or JSON file (a run's config.json "
+        "too); flags override it",
+    )
+    p.add_argument(
+        "--print-config",
+        nargs="?",
+        const="auto",
+        choices=["auto", "yaml", "toml", "json"],
+        default=None,
+        metavar="FORMAT",
+        help="print the resolved config (yaml, toml or json; default: the "
+        "--config file's format, else yaml) and exit without training",
     )
     cli.add_config_flags(p)
     p.add_argument(
@@ -64,6 +82,22 @@ def build_parser() -> argparse.ArgumentParser:
         help="replace the run a run directory holds (its files only)",
     )
     p.add_argument("--quiet", action="store_true", help="no per-iteration lines")
+    p.add_argument(
+        "--logger",
+        action="append",
+        choices=["csv", "tensorboard", "wandb"],
+        default=[],
+        help="where metrics go besides metrics.csv (always written): tensorboard "
+        "(RUN_DIR/tensorboard/), wandb (offline unless configured); repeatable",
+    )
+    p.add_argument(
+        "--wandb-project", default="ppo_jax", help="wandb project (--logger wandb)"
+    )
+    p.add_argument(
+        "--wandb-name",
+        default=None,
+        help="wandb run name and group (default: the run directory's name)",
+    )
     return p
 
 
@@ -72,25 +106,46 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
+    from ppo_jax.config_files import dump_config, file_format, read_config_file
     from ppo_jax.envs import preset_config
     from ppo_jax.host_loop import run_training
+    from ppo_jax.loggers import LoggerSpec
+    from ppo_jax.rundir import load_config
     from ppo_jax.runspec import RunSpec, parse_sweep
 
     if args.resume is not None:
         extra = cli.given_fields(args) or args.preset or args.sweep or args.run_dir
+        extra = extra or args.config or args.logger
         if extra or args.num_seeds != 1:
             return cli.fail(
                 "--resume continues a run with its own settings: give no config "
-                "flag, --preset, --sweep, --num-seeds or --run-dir with it"
+                "flag, --config, --preset, --sweep, --num-seeds, --logger or "
+                "--run-dir with it"
             )
+    if args.resume is not None:
+        config = load_config(Path(args.resume))
+    else:
+        file_preset, file_fields = (
+            read_config_file(args.config) if args.config else (None, {})
+        )
+        preset = args.preset or file_preset or "tutorial"
+        fields = {**file_fields, **cli.given_fields(args)}
+        config = preset_config(preset, **fields).validate()
+    if args.print_config is not None:
+        fmt = args.print_config
+        if fmt == "auto":
+            fmt = file_format(Path(args.config)) if args.config else "yaml"
+        print(dump_config(config, fmt), end="")
+        return 0
     cli.enable_compilation_cache()
     if args.resume is not None:
         return run_training(None, None, resume=Path(args.resume), quiet=args.quiet)
-    preset = args.preset or "tutorial"
-    config = preset_config(preset, **cli.given_fields(args)).validate()
     spec = RunSpec(config, args.num_seeds, parse_sweep(args.sweep))
+    loggers = LoggerSpec(tuple(args.logger), args.wandb_project, args.wandb_name)
     run_dir = None if args.run_dir is None else Path(args.run_dir)
-    return run_training(spec, run_dir, overwrite=args.overwrite, quiet=args.quiet)
+    return run_training(
+        spec, run_dir, overwrite=args.overwrite, quiet=args.quiet, loggers=loggers
+    )
 
 
 if __name__ == "__main__":

@@ -51,6 +51,40 @@ def test_train_writes_all_files_and_final_line(trained_run):
     assert float(final.group(2)) == pytest.approx(np.mean(returns), abs=0.01)
 
 
+def test_train_says_what_it_compiles_and_for_how_long(trained_run):
+    _, stdout = trained_run
+    stages = re.findall(
+        r"^compiling \(2 iterations per call\): (.*) \.\.\.$", stdout, re.M
+    )
+    assert stages == [
+        "tracing and lowering the training program (JAX)",
+        "optimizing and generating code (XLA)",
+    ]
+    done = re.search(
+        r"^compiled in ([\d.]+) s \(tracing ([\d.]+) s, XLA ([\d.]+) s\)$", stdout, re.M
+    )
+    assert done, stdout
+    total, tracing, xla = map(float, done.groups())
+    assert tracing > 0 and xla > 0 and tracing + xla <= total + 0.02
+    # Not the tutorial preset (TINY_ARGS change its sizes): no closing note.
+    assert "tutorial's algorithm" not in stdout
+
+
+def test_a_tutorial_run_on_pendulum_ends_with_its_context():
+    from ppo_jax.envs import preset_config
+    from ppo_jax.reporting import tutorial_context
+
+    note = tutorial_context(preset_config("tutorial", seed=4, total_timesteps=5000))
+    assert note is not None and "--preset tuned" in note and "-370 to -665" in note
+    assert tutorial_context(preset_config("tutorial", env_name="gymnax/Pendulum-v1"))
+    assert tutorial_context(preset_config("tuned")) is None
+    assert tutorial_context(preset_config("tutorial", lr=1e-3)) is None
+    assert (
+        tutorial_context(preset_config("tutorial", env_name="MountainCarContinuous-v0"))
+        is None
+    )
+
+
 def test_evaluate_prints_episodes_and_summary(trained_run):
     run_dir, _ = trained_run
     proc = run_module("ppo_jax.evaluate", str(run_dir), "--episodes", "3")
@@ -168,11 +202,12 @@ def test_ctrl_c_stops_at_a_chunk_boundary_with_consistent_files(tmp_path):
 
 
 def test_readme_python_example_runs(trained_run):
-    """Execute README's Python block, shortened, against the trained run dir."""
+    """Execute README's Python API block, shortened, against the trained run dir."""
     from pathlib import Path
 
     readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
-    block = re.search(r"```python\n(.*?)```", readme, re.S).group(1)
+    section = readme[readme.index("## Python API") :]
+    block = re.search(r"```python\n(.*?)```", section, re.S).group(1)
     assert "total_timesteps=200_000" in block and '"runs/quick"' in block
     block = block.replace("total_timesteps=200_000", "total_timesteps=4_400")
     block = block.replace('"runs/quick"', repr(str(trained_run[0])))

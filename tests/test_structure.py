@@ -17,7 +17,13 @@ from ppo_jax.train import build_parser
 
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGE = ROOT / "ppo_jax"
-ENTRY_MODULES = {"ppo_jax.train", "ppo_jax.evaluate", "ppo_jax.cli"}
+ENTRY_MODULES = {
+    "ppo_jax.train",
+    "ppo_jax.evaluate",
+    "ppo_jax.compare",
+    "ppo_jax.export",
+    "ppo_jax.cli",
+}
 
 
 def module_name(path: Path) -> str:
@@ -49,6 +55,7 @@ def test_library_modules_never_import_the_command_lines():
             assert not targets & ENTRY_MODULES, (name, targets & ENTRY_MODULES)
     assert "ppo_jax.train" not in graph["ppo_jax.cli"]
     assert "ppo_jax.evaluate" not in graph["ppo_jax.cli"]
+    assert "ppo_jax.export" not in graph["ppo_jax.cli"]
 
 
 def test_no_import_cycles():
@@ -67,7 +74,9 @@ def test_no_import_cycles():
         visit(name, ())
 
 
-@pytest.mark.parametrize("module", ["ppo_jax.train", "ppo_jax.evaluate"])
+@pytest.mark.parametrize(
+    "module", ["ppo_jax.train", "ppo_jax.evaluate", "ppo_jax.compare", "ppo_jax.export"]
+)
 def test_python_dash_m_runs_the_entry_module_once(module):
     # If anything imported the entry module by name while it runs as
     # __main__, its body would run a second time as ppo_jax.train.

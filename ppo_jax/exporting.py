@@ -1,0 +1,280 @@
+"""Exporting a trained policy: ONNX for inference anywhere, ``.npz`` for numpy.
+
+The command line is ``python -m ppo_jax.export RUN_DIR`` (:mod:`ppo_jax.export`);
+in Python, :func:`export_onnx` and :func:`export_npz`. Both export the
+deterministic policy of one run of a run directory (its latest checkpoint),
+exactly as :func:`ppo_jax.load_policy` acts.
+
+ONNX (needs the ``export`` extra: ``pip install -e '.[export]'``): the run's
+:meth:`Policy.mode <ppo_jax.policy.Policy.mode>` itself, converted by jax2onnx
+(opset 17 by default), with the actor's parameters and the frozen observation
+statistics baked in as constants. One input ``obs``: float32 raw
+(unnormalized) observations ``[batch, *obs_shape]``, ``batch`` a dynamic axis
+unless a fixed ``batch`` size is asked for (cast to the env's observation dtype
+inside the graph). One output ``action``: float32 ``[batch, action_dim]``, the
+Gaussian mean (clipped to the action bounds if the run trained with
+``clip_actions``), or for discrete actions int32 ``[batch]``, the most likely
+action. Model metadata (``metadata_props``) records the env and run.
+
+NPZ (numpy only; ``np.load(path)``, no pickles), format version 1:
+
+===================  ===========================  ==============================
+key                  dtype, shape                 meaning
+===================  ===========================  ==============================
+``format_version``   int64 ``[]``                 1
+``env_name``         str ``[]``                   ``config.env_name``
+``network``          str ``[]``                   ``config.network`` (``mlp``)
+``activation``       str ``[]``                   the MLP's hidden activation
+``hidden_sizes``     int64 ``[k]``                the MLP's hidden layer widths
+``obs_shape``        int64 ``[ndim]``             one observation's shape
+``discrete``         bool ``[]``                  discrete (argmax) actions
+``action_dim``       int64 ``[]``                 action size or number of actions
+``normalize_obs``    bool ``[]``                  normalize observations first
+``obs_mean``         float32 ``[*obs_shape]``     running mean of observations
+``obs_var``          float32 ``[*obs_shape]``     running (population) variance
+``obs_count``        float32 ``[]``               observations counted
+``obs_eps``          float32 ``[]``               1e-8
+``obs_clip``         float32 ``[]``               10.0
+``clip_actions``     bool ``[]``                  clip continuous actions
+``action_low``       float32 ``[action_dim]``     only when ``clip_actions``
+``action_high``      float32 ``[action_dim]``     only when ``clip_actions``
+``actor/<path>``     float32                      every actor parameter
+===================  ===========================  ==============================
+
+``<path>`` is the parameter's path in the actor's parameter tree joined by
+``/``. For ``--network mlp``: ``actor/params/Dense_<i>/kernel`` ``[in, out]``
+and ``actor/params/Dense_<i>/bias`` ``[out]``, ``i = 0..k`` in order (``k``
+hidden layers, then the output layer), and ``actor/params/log_std``
+``[action_dim]`` with ``policy_std="learned"`` (unused by the deterministic
+policy). The deterministic action of raw observations ``obs [B, *obs_shape]``::
+
+    x = obs.astype(np.float32)
+    if normalize_obs:
+        x = np.clip((x - obs_mean) / np.sqrt(obs_var + obs_eps), -obs_clip, obs_clip)
+    x = x.reshape(B, -1)
+    for i in range(k + 1):
+        x = x @ kernel[i] + bias[i]
+        if i < k:
+            x = activation(x)  # np.tanh, or relu: np.maximum(x, 0)
+    action = x.argmax(-1) if discrete else x
+    if clip_actions:
+        action = np.clip(action, action_low, action_high)
+
+Limits: a run whose env or network is ``module:Name`` exports where
+:func:`~ppo_jax.evaluation.load_run` loads it from ``config.json`` (the module
+importable again); a network jax2onnx cannot convert is refused (export it as
+npz). Exported files are not run files: retraining the directory with
+``--overwrite`` leaves them (stale) in place.
+"""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+from typing import Any
+
+import jax
+import numpy as np
+
+from ppo_jax import __version__, rundir
+from ppo_jax.evaluation import load_run
+from ppo_jax.normalization import CLIP, EPS
+from ppo_jax.pipeline import Pipeline, RunnerState
+from ppo_jax.schema import ConfigError
+from ppo_jax.signals import check_stop
+
+NPZ_FORMAT_VERSION = 1
+# Older than jax2onnx's default (23), for older runtimes; the MLP's ops all are.
+ONNX_OPSET = 17
+EXTRA_HINT = "pip install -e '.[export]'"
+
+
+def default_path(run_dir: str | Path, fmt: str, run: int = 0) -> Path:
+    """``RUN_DIR/policy.FMT`` (run 0) or ``RUN_DIR/policy-runN.FMT``."""
+    name = "policy" if run == 0 else f"policy-run{run}"
+    return Path(run_dir) / f"{name}.{fmt}"
+
+
+def check_onnx_installed() -> None:
+    """Refuse, before any loading, a missing ``export`` extra."""
+    try:
+        import jax2onnx  # noqa: F401
+        import onnx  # noqa: F401
+    except ImportError as e:
+        raise ConfigError(
+            "format",
+            "onnx",
+            f"npz unless jax2onnx and onnx are installed ({EXTRA_HINT})",
+        ) from e
+
+
+def check_out_path(path: Path, overwrite: bool) -> None:
+    """Refuse a path that is a directory, lies in a missing directory, or
+    exists (unless ``overwrite``)."""
+    if path.is_dir():
+        raise rundir.RunDirError(f"{str(path)!r} is a directory: name a file")
+    if not path.parent.is_dir():
+        raise rundir.RunDirError(
+            f"cannot write {str(path)!r}: the directory {str(path.parent)!r} "
+            "does not exist"
+        )
+    if path.exists() and not overwrite:
+        raise rundir.RunDirError(
+            f"{str(path)!r} exists; pass --overwrite to replace it"
+        )
+
+
+def export_onnx(
+    run_dir: str | Path,
+    path: str | Path | None = None,
+    run: int = 0,
+    *,
+    batch: int | None = None,
+    overwrite: bool = False,
+    opset: int = ONNX_OPSET,
+) -> Path:
+    """Write the deterministic policy of ``run`` of ``run_dir`` as ONNX.
+
+    ``path``: default ``RUN_DIR/policy.onnx`` (``policy-runN.onnx`` for
+    ``run`` N > 0). ``batch``: ``None`` for a dynamic batch axis, or a fixed
+    batch size. An existing file is refused unless ``overwrite``; the file is
+    written atomically. Returns the path written. See the module docstring for
+    the model's input and output.
+
+    Raises:
+        ConfigError: the ``export`` extra is missing, a bad ``run`` or
+            ``batch``, or a policy jax2onnx cannot convert.
+        RunDirError: not a run directory, damaged files, or a bad ``path``.
+    """
+    check_onnx_installed()
+    fixed = isinstance(batch, int) and not isinstance(batch, bool) and batch >= 1
+    if batch is not None and not fixed:
+        raise ConfigError("batch", batch, "None (a dynamic batch axis) or >= 1")
+    out = Path(default_path(run_dir, "onnx", run) if path is None else path)
+    pipeline, runner = load_run(run_dir, run)
+    check_out_path(out, overwrite)
+    model = onnx_model(pipeline, runner, batch, opset)
+    model.metadata_props.add(key="ppo_jax.run", value=str(run))
+    check_stop()  # a Ctrl-C of the command line: stop before writing
+    rundir.atomic_write_bytes(out, model.SerializeToString())
+    return out
+
+
+def onnx_model(
+    pipeline: Pipeline,
+    runner: RunnerState,
+    batch: int | None = None,
+    opset: int = ONNX_OPSET,
+) -> Any:
+    """The ``onnx.ModelProto`` of a loaded run's deterministic policy."""
+    import onnx
+    from jax2onnx import to_onnx
+
+    spec = pipeline.spec
+    params = runner.agent.actor_params
+    stats = runner.envs.obs_stats
+
+    def act(obs: jax.Array) -> jax.Array:
+        # The one definition of the deterministic action, constants baked in.
+        return pipeline.policy.mode(params, stats, obs.astype(spec.obs_dtype))
+
+    # A shape with a named axis: float32 input, the axis dynamic.
+    obs_spec = ("batch" if batch is None else batch, *spec.obs_shape)
+    try:
+        model = to_onnx(
+            act,
+            [obs_spec],
+            model_name="ppo_jax_policy",
+            opset=opset,
+            input_names=["obs"],
+            output_names=["action"],
+        )
+        onnx.checker.check_model(model)
+    except Exception as e:  # conversion errors of any kind
+        summary = " ".join(str(e).split())[:200] or type(e).__name__
+        raise ConfigError(
+            "network",
+            pipeline.config.network,
+            "a network whose operations jax2onnx converts to ONNX (it failed: "
+            f"{summary}); --format npz exports the parameters instead",
+        ) from e
+    config = pipeline.config
+    action = "int32 [batch] (argmax)" if spec.discrete else (
+        f"float32 [batch, {spec.action_dim}] (Gaussian mean"
+        + (", clipped)" if pipeline.policy.action_low is not None else ")")
+    )  # fmt: skip
+    for key, value in {
+        "ppo_jax.version": __version__,
+        "ppo_jax.env_name": config.env_name,
+        "ppo_jax.obs": f"float32 [batch, {', '.join(map(str, spec.obs_shape))}]",
+        "ppo_jax.action": action,
+    }.items():
+        model.metadata_props.add(key=key, value=value)
+    return model
+
+
+def export_npz(
+    run_dir: str | Path,
+    path: str | Path | None = None,
+    run: int = 0,
+    *,
+    overwrite: bool = False,
+) -> Path:
+    """Write the actor's parameters and observation statistics of ``run`` of
+    ``run_dir`` as a plain ``.npz`` (layout: the module docstring).
+
+    ``path``: default ``RUN_DIR/policy.npz`` (``policy-runN.npz`` for ``run``
+    N > 0). An existing file is refused unless ``overwrite``; the file is
+    written atomically. Returns the path written.
+
+    Raises:
+        ConfigError: a bad ``run``.
+        RunDirError: not a run directory, damaged files, or a bad ``path``.
+    """
+    out = Path(default_path(run_dir, "npz", run) if path is None else path)
+    pipeline, runner = load_run(run_dir, run)
+    check_out_path(out, overwrite)
+    buffer = io.BytesIO()
+    np.savez(buffer, **npz_arrays(pipeline, runner))  # type: ignore[arg-type]
+    check_stop()  # a Ctrl-C of the command line: stop before writing
+    rundir.atomic_write_bytes(out, buffer.getvalue())
+    return out
+
+
+def npz_arrays(pipeline: Pipeline, runner: RunnerState) -> dict[str, np.ndarray]:
+    """The arrays of :func:`export_npz`, by key."""
+    config, spec, policy = pipeline.config, pipeline.spec, pipeline.policy
+    stats = runner.envs.obs_stats
+    clip = policy.action_low is not None and policy.action_high is not None
+    arrays: dict[str, np.ndarray] = {
+        "format_version": np.asarray(NPZ_FORMAT_VERSION, np.int64),
+        "env_name": np.asarray(config.env_name),
+        "network": np.asarray(config.network),
+        "activation": np.asarray(config.activation),
+        "hidden_sizes": np.asarray(config.hidden_sizes, np.int64),
+        "obs_shape": np.asarray(spec.obs_shape, np.int64),
+        "discrete": np.asarray(spec.discrete),
+        "action_dim": np.asarray(spec.action_dim, np.int64),
+        "normalize_obs": np.asarray(policy.normalize_obs),
+        "obs_mean": np.asarray(stats.mean, np.float32),
+        "obs_var": np.asarray(stats.var, np.float32),
+        "obs_count": np.asarray(stats.count, np.float32),
+        "obs_eps": np.asarray(EPS, np.float32),
+        "obs_clip": np.asarray(CLIP, np.float32),
+        "clip_actions": np.asarray(clip),
+    }
+    if clip:
+        arrays["action_low"] = np.asarray(policy.action_low, np.float32)
+        arrays["action_high"] = np.asarray(policy.action_high, np.float32)
+    leaves = jax.tree_util.tree_leaves_with_path(runner.agent.actor_params)
+    for key_path, leaf in leaves:
+        arrays["/".join(["actor", *map(_key_name, key_path)])] = np.asarray(leaf)
+    return arrays
+
+
+def _key_name(key: Any) -> str:
+    """``DictKey('kernel')`` -> ``kernel``, ``SequenceKey(0)`` -> ``0``, ..."""
+    for attr in ("key", "name", "idx"):
+        if hasattr(key, attr):
+            return str(getattr(key, attr))
+    return str(key)

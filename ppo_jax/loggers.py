@@ -1,0 +1,238 @@
+"""Where a run's metrics go besides ``metrics.csv``: TensorBoard, Weights & Biases.
+
+The CSV (:class:`ppo_jax.rundir.MetricsWriter`) is always written; the
+loggers here are optional (``--logger tensorboard``, ``--logger wandb``, each
+an optional extra). They are fed from the host loop after each compiled chunk,
+with the same rows as the CSV: nothing runs inside the compiled function.
+
+A run directory with several runs (seeds x sweep settings) gets one series per
+run, named by its seed and swept values (``seed0``, ``seed1-lr0.001``, ...):
+
+- TensorBoard: one event directory per run, ``RUN_DIR/tensorboard/<name>/``,
+  every metric as a scalar against environment steps (of that run), and the
+  config, seed and setting as hyperparameters (the HPARAMS tab);
+- wandb: one wandb run per run, grouped by the run directory's name, with the
+  config, seed and setting as its config and every metric logged against
+  environment steps. Offline (files under ``RUN_DIR/wandb/``, upload later with
+  ``wandb sync``) unless you configured wandb: ``WANDB_MODE`` set, or an API
+  key in ``WANDB_API_KEY`` or ``~/.netrc``.
+
+Which loggers a run uses, and its wandb run ids, are saved in
+``RUN_DIR/loggers.json``, so that ``--resume`` continues the same series.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib.util
+import json
+import math
+import netrc
+import os
+import secrets
+from pathlib import Path
+from typing import Any, Literal, Protocol
+
+from ppo_jax.config import PPOConfig
+from ppo_jax.rundir import LOGGERS_FILE, TENSORBOARD_DIR, WANDB_DIR, Row, RunDirError
+from ppo_jax.runspec import RunSpec
+from ppo_jax.schema import ConfigError
+
+LOGGERS = ("csv", "tensorboard", "wandb")
+# logger -> (module it needs, the extra that installs it)
+_NEEDS = {"tensorboard": ("tensorboardX", "tensorboard"), "wandb": ("wandb", "wandb")}
+# Columns that label a row rather than measure something.
+_LABELS = ("run", "seed", "iteration", "timesteps")
+WandbMode = Literal["online", "offline", "disabled", "shared"]
+WANDB_MODES: tuple[WandbMode, ...] = ("online", "offline", "disabled", "shared")
+
+
+@dataclasses.dataclass(frozen=True)
+class LoggerSpec:
+    """The loggers of a run and their settings (saved in ``loggers.json``)."""
+
+    loggers: tuple[str, ...] = ()  # besides csv, which is always on
+    wandb_project: str = "ppo_jax"
+    wandb_name: str | None = None  # default: the run directory's name
+    wandb_ids: tuple[str, ...] = ()  # one per run, set when the runs start
+
+    def validate(self) -> LoggerSpec:
+        """Refuse unknown loggers and missing extras (before anything compiles)."""
+        for name in self.loggers:
+            if name not in LOGGERS:
+                raise ConfigError("logger", name, "one of " + ", ".join(LOGGERS))
+            if name in _NEEDS:
+                module, extra = _NEEDS[name]
+                if importlib.util.find_spec(module) is None:
+                    raise ConfigError(
+                        "logger",
+                        name,
+                        f"a logger whose package is installed: {module} is missing "
+                        f"(pip install -e '.[{extra}]')",
+                    )
+        if "wandb" in self.loggers:
+            wandb_mode()  # a bad WANDB_MODE is refused now, not after compiling
+        if not self.wandb_project.strip():
+            raise ConfigError("wandb_project", self.wandb_project, "a non-empty name")
+        return dataclasses.replace(
+            self, loggers=tuple(dict.fromkeys(n for n in self.loggers if n != "csv"))
+        )
+
+
+def save_logger_spec(run_dir: Path, spec: LoggerSpec) -> None:
+    from ppo_jax.rundir import atomic_write_bytes
+
+    data = dataclasses.asdict(spec)
+    atomic_write_bytes(Path(run_dir) / LOGGERS_FILE, json.dumps(data).encode())
+
+
+def load_logger_spec(run_dir: Path) -> LoggerSpec:
+    """The run's loggers; none when the run has no ``loggers.json``."""
+    path = Path(run_dir) / LOGGERS_FILE
+    if not path.exists():
+        return LoggerSpec()
+    try:
+        data = json.loads(path.read_text())
+        spec = LoggerSpec(
+            loggers=tuple(data["loggers"]),
+            wandb_project=str(data["wandb_project"]),
+            wandb_name=data["wandb_name"],
+            wandb_ids=tuple(data["wandb_ids"]),
+        )
+    except (ValueError, KeyError, TypeError, OSError) as e:
+        raise RunDirError(f"{str(path)!r} is not a valid loggers file ({e})") from e
+    return spec.validate()
+
+
+def run_names(labels: list[dict[str, Any]]) -> list[str]:
+    """Per run: ``seed0`` or ``seed0-lr0.001-gamma0.9`` (seed, then swept values)."""
+    return [
+        "-".join(
+            f"{k}{v:g}" if isinstance(v, float) else f"{k}{v}" for k, v in lab.items()
+        )
+        for lab in labels
+    ]
+
+
+def hparam_dict(config: PPOConfig, label: dict[str, Any]) -> dict[str, Any]:
+    """The config with one run's seed and swept values, as flat scalars."""
+    values = {**config.to_dict(), **label}
+    return {
+        k: v if isinstance(v, (bool, int, float, str)) else str(v)
+        for k, v in values.items()
+    }
+
+
+class Logger(Protocol):
+    def write(self, rows: list[Row]) -> None:
+        """Log one chunk's rows (one per iteration and run, as in the CSV)."""
+
+    def close(self) -> None: ...
+
+
+class TensorBoardLogger:
+    """One tensorboardX event directory per run (see the module docstring)."""
+
+    def __init__(self, run_dir: Path, spec: RunSpec, resume: bool):
+        from tensorboardX import SummaryWriter
+        from tensorboardX.summary import hparams
+
+        labels = spec.run_labels()
+        self.writers = []
+        for name, label in zip(run_names(labels), labels, strict=True):
+            writer = SummaryWriter(str(Path(run_dir) / TENSORBOARD_DIR / name))
+            if not resume:
+                # The hyperparameters of this run, shown in the HPARAMS tab.
+                for summary in hparams(
+                    hparam_dict(spec.config, label), {"mean_return": math.nan}
+                ):
+                    writer._get_file_writer().add_summary(summary)
+            self.writers.append(writer)
+
+    def write(self, rows: list[Row]) -> None:
+        for row in rows:
+            writer = self.writers[int(row["run"])]
+            step = int(row["timesteps"])
+            for key, value in row.items():
+                if key not in _LABELS and isinstance(value, (int, float)):
+                    writer.add_scalar(key, value, global_step=step)
+        for writer in self.writers:
+            writer.flush()
+
+    def close(self) -> None:
+        for writer in self.writers:
+            writer.close()
+
+
+def wandb_mode() -> WandbMode:
+    """``WANDB_MODE`` if set; online with an API key configured; else offline."""
+    mode = os.environ.get("WANDB_MODE", "")
+    if mode:
+        if mode not in WANDB_MODES:
+            raise ConfigError("WANDB_MODE", mode, "one of " + ", ".join(WANDB_MODES))
+        return mode
+    if os.environ.get("WANDB_API_KEY"):
+        return "online"
+    try:
+        if netrc.netrc().authenticators("api.wandb.ai"):
+            return "online"
+    except (OSError, netrc.NetrcParseError):
+        pass
+    return "offline"
+
+
+class WandbLogger:
+    """One wandb run per run, grouped by the run directory (module docstring)."""
+
+    def __init__(self, run_dir: Path, spec: RunSpec, logger_spec: LoggerSpec):
+        import wandb
+
+        labels = spec.run_labels()
+        names = run_names(labels)
+        base = logger_spec.wandb_name or Path(run_dir).resolve().name
+        ids = logger_spec.wandb_ids or tuple(secrets.token_hex(4) for _ in labels)
+        self.ids = ids
+        (Path(run_dir) / WANDB_DIR).mkdir(exist_ok=True)
+        self.runs = [
+            wandb.init(
+                project=logger_spec.wandb_project,
+                name=base if len(labels) == 1 else f"{base}/{name}",
+                group=base,
+                id=run_id,
+                resume="allow",
+                dir=str(run_dir),  # wandb writes under RUN_DIR/wandb/
+                mode=wandb_mode(),
+                config=hparam_dict(spec.config, label),
+                reinit="create_new",
+                settings=wandb.Settings(silent=True),
+            )
+            for name, label, run_id in zip(names, labels, ids, strict=True)
+        ]
+
+    def write(self, rows: list[Row]) -> None:
+        for row in rows:
+            values = {
+                k: v
+                for k, v in row.items()
+                if k not in ("run", "seed") and isinstance(v, (int, float))
+            }
+            self.runs[int(row["run"])].log(values, step=int(row["timesteps"]))
+
+    def close(self) -> None:
+        for run in self.runs:
+            run.finish()
+
+
+def open_loggers(
+    run_dir: Path, spec: RunSpec, logger_spec: LoggerSpec, resume: bool
+) -> tuple[list[Logger], LoggerSpec]:
+    """Start the loggers of ``logger_spec``; returns them and the spec to save
+    (with the wandb run ids, so that a resumed run continues them)."""
+    loggers: list[Logger] = []
+    if "tensorboard" in logger_spec.loggers:
+        loggers.append(TensorBoardLogger(run_dir, spec, resume))
+    if "wandb" in logger_spec.loggers:
+        wandb_logger = WandbLogger(run_dir, spec, logger_spec)
+        logger_spec = dataclasses.replace(logger_spec, wandb_ids=wandb_logger.ids)
+        loggers.append(wandb_logger)
+    return loggers, logger_spec
