@@ -50,6 +50,8 @@ THRESHOLDS = {
     "Breakout-MinAtar": 10.0,
 }
 DEFAULT_ENVS = list(THRESHOLDS)
+# MuJoCo Playground (pip install -e '.[playground]'): not in the default list.
+THRESHOLDS |= {"playground/CartpoleBalance": 900.0, "playground/CartpoleSwingup": 700.0}
 WINDOW = 10  # iterations
 
 
@@ -67,15 +69,20 @@ def seed_returns(metrics) -> np.ndarray:
 
 
 def last_iterations_return(metrics, last: int = WINDOW) -> np.ndarray:
-    """Per seed: mean return of episodes ended in the last ``last`` iterations."""
-    ret = np.nan_to_num(np.asarray(metrics.mean_return)[:, -last:])
-    count = np.asarray(metrics.num_episodes)[:, -last:]
-    return (ret * count).sum(1) / np.maximum(count.sum(1), 1)
+    """Per seed: mean return of the episodes ended in its last ``last``
+    iterations in which episodes ended (as the CLI's ``final:`` line)."""
+    out = []
+    for ret, count in zip(
+        np.asarray(metrics.mean_return), np.asarray(metrics.num_episodes), strict=True
+    ):
+        ended = np.nonzero(count > 0)[0][-last:]
+        out.append((ret[ended] * count[ended]).sum() / max(count[ended].sum(), 1))
+    return np.asarray(out)
 
 
 def steps_to_threshold(timesteps, curve, threshold):
     """First timestep where the windowed seed-mean curve reaches threshold."""
-    if len(curve) < WINDOW:
+    if threshold is None or len(curve) < WINDOW:
         return None
     windowed = np.convolve(curve, np.ones(WINDOW) / WINDOW, mode="valid")
     hits = np.nonzero(windowed >= threshold)[0]
@@ -174,7 +181,8 @@ def report(runs: list[dict]) -> str:
             f"| {r['env']} | {r['preset']} | {r['seeds']} | {r['steps']:,} | "
             f"{fmt(r['train_return'])} | {fmt(r['eval_return'])} | "
             f"{format_iqm(summarize(r['eval_return']))} | "
-            f"{r['threshold']:g} | {'not reached' if hit is None else f'{hit:,}'} | "
+            f"{'-' if r['threshold'] is None else format(r['threshold'], 'g')} | "
+            f"{'not reached' if hit is None else f'{hit:,}'} | "
             f"{'-' if hit is None else f'{secs:.1f}'} | "
             f"{r['train_s']:.1f} | {r['compile_s']:.1f} | {r['sps']:,.0f} | "
             f"{r['machine']} | {r['date']} |"
@@ -208,7 +216,7 @@ def plot(runs) -> None:
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
         fig.tight_layout()
-        fig.savefig(RESULTS / f"learning_{env}.png", dpi=110)
+        fig.savefig(RESULTS / f"learning_{env.replace('/', '_')}.png", dpi=110)
         plt.close(fig)
 
 
@@ -231,14 +239,15 @@ def main() -> None:
         print(
             f"{r['preset']} on {env}: {r['seeds']} seeds x {r['steps']:,} steps: "
             f"train return {fmt(r['train_return'])}, eval return "
-            f"{fmt(r['eval_return'])}, threshold {r['threshold']:g} "
+            f"{fmt(r['eval_return'])}, threshold {r['threshold']} "
             f"{'not reached' if hit is None else f'at {hit:,} steps'}; "
             f"{r['train_s']:.1f} s ({r['sps']:,.0f} steps/s), "
             f"compile {r['compile_s']:.1f} s",
             flush=True,
         )
         if not args.no_write:
-            name = f"{r['preset']}_{env}_{r['steps']}_{r['seeds']}seeds.json"
+            slug = env.replace("/", "_")
+            name = f"{r['preset']}_{slug}_{r['steps']}_{r['seeds']}seeds.json"
             (RUNS / name).write_text(json.dumps(r) + "\n")
             write_report()
 

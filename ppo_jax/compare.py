@@ -11,8 +11,9 @@ a PNG (``--out``, default ``compare.png``) and prints a markdown table, one row
 per run directory: label, env, config (the nearest preset and how the run
 differs from it, ignoring env, steps and seed), runs, steps per run, and the
 final return (:func:`ppo_jax.reporting.final_returns`: per run, the mean
-return of the episodes ended in its last 10 iterations) as IQM [95% CI] and as
-mean ± std over runs. A sweep directory's runs are pooled (its config says so).
+return of the episodes ended in its last 10 iterations that ended any) as
+IQM [95% CI] and as mean ± std over runs. A sweep directory's runs are
+pooled (its config says so).
 
 Bad input (a missing directory, one without ``metrics.csv`` or with no
 complete row yet, an ``--out`` that is not a ``.png`` file path, labels that do

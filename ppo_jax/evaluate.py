@@ -63,6 +63,8 @@ def _run(args: argparse.Namespace) -> int:
 
     run_dir = Path(args.run_dir)
     gymnasium_needed = args.backend == "gymnasium" or args.gif is not None
+    if args.gif is not None and args.backend == "gymnax":
+        evaluation.check_gif(load_config(run_dir), str(args.gif))
     if gymnasium_needed:
         evaluation.check_gymnasium(load_config(run_dir))
     pipeline, runner = evaluation.load_run(run_dir, args.run)  # loaded once

@@ -184,6 +184,20 @@ def numpy_policy(pipeline: Pipeline, runner: RunnerState) -> NumpyPolicy:
     return policy
 
 
+def check_gif(config: PPOConfig, path: str) -> None:
+    """Refuse ``--gif`` for families without a renderer here, in one sentence."""
+    family, _ = split_env_name(config.env_name)
+    if family in ("playground", "brax"):
+        raise ConfigError(
+            "gif",
+            path,
+            f"none for {config.env_name}: GIFs come from gymnasium's "
+            "classic-control renderer, and MuJoCo scenes would need MuJoCo's "
+            "OpenGL renderer (MUJOCO_GL=egl or osmesa), which ppo_jax does not "
+            "drive yet",
+        )
+
+
 def check_gymnasium(config: PPOConfig) -> ModuleType:
     """Refuse, before any loading, envs gymnasium lacks or a missing install;
     returns the gymnasium module."""

@@ -69,13 +69,14 @@ def format_iteration(row: dict, num_runs: int = 1) -> str:
 
 def final_returns(rows: list[dict], last: int = RECENT) -> dict[int, float]:
     """Per run: mean return of the episodes that ended in its last ``last``
-    iterations (NaN if none did)."""
+    iterations in which episodes ended (NaN if none did): long episodes (1000
+    steps over 32-step rollouts) end in only one iteration of 30 or so."""
     by_run = defaultdict(list)
     for row in rows:
         by_run[row["run"]].append(row)
     result = {}
     for run, run_rows in by_run.items():
-        recent = [r for r in run_rows[-last:] if r["num_episodes"] > 0]
+        recent = [r for r in run_rows if r["num_episodes"] > 0][-last:]
         count = sum(r["num_episodes"] for r in recent)
         total = sum(r["mean_return"] * r["num_episodes"] for r in recent)
         result[run] = total / count if count else math.nan

@@ -28,7 +28,9 @@ class ResourceError(ValueError):
 
 def _bytes(tree: PyTree) -> int:
     return sum(
-        int(math.prod(x.shape)) * np.dtype(x.dtype).itemsize
+        # dtype.itemsize, not np.dtype(...): PRNG key leaves (brax/Playground
+        # states hold some) have an extended dtype numpy does not know.
+        int(math.prod(x.shape)) * x.dtype.itemsize
         for x in jax.tree.leaves(tree)
     )
 

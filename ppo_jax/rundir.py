@@ -25,7 +25,6 @@ and that it belongs to ``config.json``.
 from __future__ import annotations
 
 import csv
-import dataclasses
 import errno
 import fcntl
 import io
@@ -248,11 +247,27 @@ def load_run_spec(run_dir: Path, config: PPOConfig) -> RunSpec:
 
 
 # ------------------------------------------------------------ checkpoint.msgpack
+def _is_key(x: Any) -> bool:
+    dtype = getattr(x, "dtype", None)  # leaves may be Python numbers
+    return dtype is not None and jax.dtypes.issubdtype(dtype, jax.dtypes.prng_key)
+
+
+def _key_data(tree: Any) -> Any:
+    """Typed PRNG keys (the run's, and any an env state holds) as their uint32
+    data, which msgpack can store."""
+    return jax.tree.map(lambda x: jax.random.key_data(x) if _is_key(x) else x, tree)
+
+
+def _wrap_keys(tree: Any, template: Any) -> Any:
+    """The inverse of :func:`_key_data`, where ``template`` has a key."""
+    return jax.tree.map(
+        lambda x, t: jax.random.wrap_key_data(x) if _is_key(t) else x, tree, template
+    )
+
+
 def save_checkpoint(run_dir: Path, config: PPOConfig, runner: RunnerState) -> Path:
     """Write ``runner`` (on host or device, with or without a run axis)."""
-    runner = jax.device_get(
-        dataclasses.replace(runner, key=jax.random.key_data(runner.key))
-    )
+    runner = jax.device_get(_key_data(runner))
     payload = {
         "format": FORMAT_VERSION,
         "env_name": config.env_name,
@@ -278,7 +293,7 @@ def load_checkpoint(
     path = Path(run_dir) / CHECKPOINT_FILE
     if not path.is_file():
         raise CheckpointError(f"{str(path)!r} is missing: the run saved no checkpoint")
-    key_template = jax.eval_shape(jax.random.key_data, template.key)
+    data_template = jax.eval_shape(_key_data, template)
     try:
         payload = serialization.msgpack_restore(path.read_bytes())
         version = payload.get("format")
@@ -291,16 +306,14 @@ def load_checkpoint(
         )
     try:
         saved_config = PPOConfig.from_dict(payload["config"])
-        runner = serialization.from_state_dict(
-            dataclasses.replace(template, key=key_template), payload["runner"]
-        )
+        runner = serialization.from_state_dict(data_template, payload["runner"])
     except Exception as e:  # structure or shape errors alike
         raise CheckpointError(
             f"{str(path)!r} is unreadable or does not match this config ({e})"
         ) from e
-    _check_shapes(dataclasses.replace(template, key=key_template), runner, path)
+    _check_shapes(data_template, runner, path)
     _check_same_config(saved_config, config, run_dir)
-    return dataclasses.replace(runner, key=jax.random.wrap_key_data(runner.key))
+    return _wrap_keys(runner, template)
 
 
 def _check_shapes(template: RunnerState, restored: RunnerState, path: Path) -> None:

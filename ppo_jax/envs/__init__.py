@@ -50,6 +50,8 @@ __all__ = [
 # A new family is one module and one line here.
 FAMILIES: dict[str, str] = {
     "gymnax": "ppo_jax.envs.gymnax",
+    "playground": "ppo_jax.envs.playground",
+    "brax": "ppo_jax.envs.brax",
 }
 DEFAULT_FAMILY = "gymnax"
 
@@ -77,7 +79,7 @@ def make_env(
             or options that do not fit its spaces; one sentence each.
     """
     if env is None:
-        env, default_params, label = _named_env(config.env_name)
+        env, default_params, label = _named_env(config.env_name, config.env_backend)
     else:
         default_params, label = None, describe(env)
     if env_params is None:
@@ -103,7 +105,7 @@ def preset_config(name: str, **overrides: Any) -> PPOConfig:
     if not adapt or (name, bare_env_name(config.env_name)) in ENV_OVERRIDES:
         return config
     try:
-        env, params, _ = _named_env(config.env_name)
+        env, params, _ = _named_env(config.env_name, config.env_backend)
         space = env.action_space(_default_params(env, params))
     except Exception:  # make_env reports a broken env in its own words later
         return config
@@ -115,7 +117,13 @@ def _default_params(env: Environment, params: PyTree | None) -> PyTree:
     return params if params is not None else getattr(env, "default_params", None)
 
 
-def _named_env(env_name: str) -> tuple[Environment, PyTree, str]:
+def _named_env(
+    env_name: str, backend: str | None = None
+) -> tuple[Environment, PyTree, str]:
+    if is_import_path(env_name) and backend is not None:
+        raise ConfigError(
+            "env_backend", backend, f"none for your own environment {env_name}"
+        )
     if is_import_path(env_name):
         env, params = _user_env(env_name)
         return env, params, env_name
@@ -128,7 +136,7 @@ def _named_env(env_name: str) -> tuple[Environment, PyTree, str]:
             "or module:Class for your own environment",
         )
     module = importlib.import_module(FAMILIES[family])
-    env, params = module.make(task, env_name)
+    env, params = module.make(task, env_name, backend)
     return env, params, env_name
 
 

@@ -17,7 +17,7 @@ from ppo_jax.schema import ConfigError
 NEEDS_NETWORK = {"MNISTBandit-bsuite": "it downloads MNIST when built"}
 
 
-def make(task: str, label: str) -> tuple[Environment, PyTree]:
+def make(task: str, label: str, backend: str | None) -> tuple[Environment, PyTree]:
     """``(env, default_params)`` of gymnax's ``task``; ``label`` names it in errors.
 
     Raises:
@@ -25,6 +25,8 @@ def make(task: str, label: str) -> tuple[Environment, PyTree]:
             environment that would download data: ppo_jax never does at run
             time (refused before building it).
     """
+    if backend is not None:
+        raise ConfigError("env_backend", backend, f"none for {label} (gymnax)")
     if task in NEEDS_NETWORK:
         raise ConfigError(
             "env_name",
