@@ -46,12 +46,14 @@ from common import machine  # noqa: E402
 from throughput import MATCHED, flops_per_step  # noqa: E402
 
 from ppo_jax import PPOConfig, build_pipeline, make_train  # noqa: E402
+from ppo_jax.envs import preset_config  # noqa: E402
 from ppo_jax.pipeline import make_chunk  # noqa: E402
 
 PRESETS = {"tutorial": PPOConfig(), "matched": MATCHED}
 NUM_ENVS = (1024, 4096, 16384, 65536)
 SEEDS = {"tutorial": (1, 4, 16, 64, 256), "matched": (1, 16, 256)}
 STEPS_PER_CALL = 2_000_000  # chunk length aims at about this many steps per call
+NAME = "gpu.md"  # the table's file name (gpu_ONLY.md with --only)
 
 
 @dataclass
@@ -70,8 +72,30 @@ class Row:
     note: str = ""
 
 
-def plan() -> list[Row]:
-    """Every row, in the order they run (smallest first within a section)."""
+PLAYGROUND_TASK = "CartpoleBalance"
+PLAYGROUND_ENVS = (128, 1024, 4096, 16384)
+
+
+def playground_available() -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec("mujoco_playground") is not None
+
+
+def preset_of(row: Row) -> PPOConfig:
+    """The config a row measures (before its num_envs)."""
+    if row.preset == "playground":
+        # The tuned DM Control preset, physics in JAX (MJX): Warp's wheel is
+        # not always there (ppo_jax's env_backend default on a GPU is warp).
+        return preset_config(
+            "tuned", env_name=f"playground/{PLAYGROUND_TASK}", env_backend="jax"
+        )
+    return PRESETS[row.preset]
+
+
+def plan(only: str | None = None) -> list[Row]:
+    """Every row, in the order they run (smallest first within a section);
+    ``only``: the rows of one preset (tutorial, matched or playground)."""
     rows = [
         Row(name, n, config.rollout_length, 1)
         for name, config in PRESETS.items()
@@ -82,7 +106,9 @@ def plan() -> list[Row]:
         for name, config in PRESETS.items()
         for s in SEEDS[name]
     ]
-    return rows
+    if playground_available():
+        rows += [Row("playground", n, 32, 1) for n in PLAYGROUND_ENVS]
+    return [r for r in rows if only is None or r.preset == only]
 
 
 def peak_bytes() -> float:
@@ -92,7 +118,7 @@ def peak_bytes() -> float:
 
 def measure(row: Row, repeats: int, steps_per_call: int) -> None:
     """Fill ``row`` in place: compile, warm up, time ``repeats`` calls."""
-    config = PRESETS[row.preset].replace(num_envs=row.num_envs)
+    config = preset_of(row).replace(num_envs=row.num_envs)
     steps_per_iteration = row.seeds * config.batch_size
     row.chunk_iterations = max(
         1, min(50, math.ceil(steps_per_call / steps_per_iteration))
@@ -145,7 +171,7 @@ def matmul_tflops(repeats: int) -> float:
 
 def write(out_dir: Path, info: dict, rows: list[Row]) -> None:
     out_dir.mkdir(parents=True, exist_ok=True)
-    (out_dir / "gpu.json").write_text(
+    (out_dir / NAME.replace(".md", ".json")).write_text(
         json.dumps({**info, "rows": [r.__dict__ for r in rows]}, indent=2) + "\n"
     )
 
@@ -157,7 +183,8 @@ def write(out_dir: Path, info: dict, rows: list[Row]) -> None:
         "# ppo_jax on a GPU",
         "",
         f"Written by `bash benchmarks/gpu.sh` on {info['machine']}, {info['date']}. "
-        "gymnax Pendulum-v1, float32 arrays with XLA's default matmul precision "
+        "Tutorial and matched rows: gymnax Pendulum-v1. Float32 arrays with XLA's "
+        "default matmul precision "
         "(on NVIDIA GPUs since Ampere: TF32 in the matrix units). Steps/s "
         "count every seed's environment steps, compile excluded, median of "
         f"{info['repeats']} timed calls of a compiled chunk after one warm-up. "
@@ -174,7 +201,8 @@ def write(out_dir: Path, info: dict, rows: list[Row]) -> None:
         "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
-        flops = flops_per_step(PRESETS[r.preset])
+        obs_dim = 5 if r.preset == "playground" else 3  # CartpoleBalance: 5
+        flops = flops_per_step(preset_of(r), obs_dim=obs_dim)
         lines.append(
             f"| {r.preset} | {r.num_envs} x {r.rollout_length} | {r.seeds} | "
             f"{r.chunk_iterations or '—'} | {num(r.compile_s, '.1f')} | "
@@ -182,15 +210,22 @@ def write(out_dir: Path, info: dict, rows: list[Row]) -> None:
             f"{num(r.program_bytes / gib, '.2f')} | {num(r.peak_bytes / gib, '.2f')} "
             f"| {r.note} |"
         )
-    lines += [
-        "",
-        "MuJoCo Playground (CartpoleBalance) is not measured: ppo_jax has no "
-        "Playground family yet (issue 10)."
-        if "playground" not in info
-        else info["playground"],
-        "",
-    ]
-    (out_dir / "gpu.md").write_text("\n".join(lines))
+    if not any(r.preset == "playground" for r in rows):
+        lines += [
+            "",
+            "No MuJoCo Playground rows: the playground extra was not installed "
+            "where this ran (`bash benchmarks/gpu.sh 200 --only playground` "
+            "measures them alone, into gpu_playground.md).",
+            "",
+        ]
+    else:
+        lines += [
+            "",
+            f"playground: {PLAYGROUND_TASK}, `tuned` preset (4 epochs x 4 "
+            "minibatches, 64-64 tanh), physics in JAX (MJX).",
+            "",
+        ]
+    (out_dir / NAME).write_text("\n".join(lines))
 
 
 def main() -> None:
@@ -204,12 +239,19 @@ def main() -> None:
         help="tiny sizes, to check the script on a CPU before a GPU run",
     )
     p.add_argument(
+        "--only",
+        choices=["tutorial", "matched", "playground"],
+        help="the rows of one configuration only, written to gpu_ONLY.md/.json",
+    )
+    p.add_argument(
         "--table-from",
         type=Path,
         metavar="JSON",
         help="rewrite gpu.md from a gpu.json of an earlier run, measuring nothing",
     )
     args = p.parse_args()
+    global NAME
+    NAME = "gpu.md" if args.only is None else f"gpu_{args.only}.md"
     if args.table_from is not None:
         saved = json.loads(args.table_from.read_text())
         rows = [Row(**r) for r in saved.pop("rows")]
@@ -222,16 +264,19 @@ def main() -> None:
         "repeats": args.repeats,
     }
     print(info["machine"], flush=True)
-    rows, steps_per_call = plan(), STEPS_PER_CALL
+    rows, steps_per_call = plan(args.only), STEPS_PER_CALL
     if args.smoke:
         rows = [Row("tutorial", 4, 200, 1), Row("matched", 8, 32, 1)]
         rows.append(Row("matched", 64, 32, 4))
+        rows.append(Row("playground", 8, 32, 1))
+        rows = [r for r in rows if args.only is None or r.preset == args.only]
         steps_per_call = 2000
-    info["default_compile_s"] = cold_compile_s()
-    print(
-        f"cold compile of the default run: {info['default_compile_s']:.1f} s",
-        flush=True,
-    )
+    if args.only is None:
+        info["default_compile_s"] = cold_compile_s()
+        print(
+            f"cold compile of the default run: {info['default_compile_s']:.1f} s",
+            flush=True,
+        )
     info["matmul_tflops"] = matmul_tflops(args.repeats)
     print(f"float32 matmul: {info['matmul_tflops']:.1f} TFLOP/s", flush=True)
     write(args.out, info, rows)
@@ -252,7 +297,7 @@ def main() -> None:
         )
         write(args.out, info, rows)
     print(f"total {time.perf_counter() - start:.0f} s", flush=True)
-    print((args.out / "gpu.md").read_text())
+    print((args.out / NAME).read_text())
 
 
 if __name__ == "__main__":

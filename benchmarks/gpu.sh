@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # ppo_jax on one GPU: throughput, compile time and memory (benchmarks/gpu.py).
 #
-#   bash benchmarks/gpu.sh [SECONDS]      # default budget 360 s; ends in < 8 min
+#   bash benchmarks/gpu.sh [SECONDS [--only playground]]   # budget 360 s; < 8 min
 #
 # Needs jax with GPU support and ppo_jax's dependencies. On a machine with
 # internet access, from the repository root:
@@ -26,5 +26,5 @@ nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader ||
 python3 -c 'from importlib.metadata import version as v; print(*(f"{p} {v(p)}" for p in ("jax", "jaxlib", "flax", "optax", "gymnax", "distrax")))'
 # Allocate on demand, so that peak memory is what the programs use.
 export XLA_PYTHON_CLIENT_PREALLOCATE=false PYTHONUNBUFFERED=1
-python3 benchmarks/gpu.py --budget "${1:-360}" --out benchmarks/results
-if [ -n "${OUT:-}" ]; then cp benchmarks/results/gpu.md benchmarks/results/gpu.json "$OUT"/; fi
+python3 benchmarks/gpu.py --budget "${1:-360}" --out benchmarks/results "${@:2}"
+if [ -n "${OUT:-}" ]; then cp benchmarks/results/gpu*.md benchmarks/results/gpu*.json "$OUT"/; fi
