@@ -34,7 +34,14 @@ from pathlib import Path
 from typing import Any, Literal, Protocol
 
 from ppo_jax.config import PPOConfig
-from ppo_jax.rundir import LOGGERS_FILE, TENSORBOARD_DIR, WANDB_DIR, Row, RunDirError
+from ppo_jax.rundir import (
+    LOGGERS_FILE,
+    TENSORBOARD_DIR,
+    WANDB_DIR,
+    Row,
+    RunDirError,
+    atomic_write_bytes,
+)
 from ppo_jax.runspec import RunSpec
 from ppo_jax.schema import ConfigError
 
@@ -80,8 +87,6 @@ class LoggerSpec:
 
 
 def save_logger_spec(run_dir: Path, spec: LoggerSpec) -> None:
-    from ppo_jax.rundir import atomic_write_bytes
-
     data = dataclasses.asdict(spec)
     atomic_write_bytes(Path(run_dir) / LOGGERS_FILE, json.dumps(data).encode())
 

@@ -189,3 +189,12 @@ def test_a_bad_wandb_mode_is_refused_before_compiling(tmp_path, capsys, monkeypa
     err = capsys.readouterr().err
     assert code == 2 and "WANDB_MODE" in err and len(err.strip().splitlines()) == 1
     assert not (tmp_path / "run").exists()
+
+
+def test_an_empty_wandb_project_is_refused_before_compiling(tmp_path, capsys):
+    code = train_main(
+        ["--logger", "wandb", "--wandb-project", " ", "--run-dir", str(tmp_path / "r")]
+    )
+    err = capsys.readouterr().err
+    assert code == 2 and "wandb_project" in err and len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "r").exists()
