@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import platform
+import statistics
 import time
 
 import jax
@@ -43,3 +44,22 @@ def compile_and_time(fn, *args):
     t = time.perf_counter()
     out = jax.block_until_ready(compiled(*args))
     return out, compile_s, time.perf_counter() - t
+
+
+def timed(fn, *args, repeats: int, warmup: bool = False) -> tuple[float, float]:
+    """AOT-compile ``jax.jit(fn)``; returns (compile s, median run s).
+
+    Each run is timed with ``block_until_ready``; ``warmup`` runs it once,
+    untimed, first.
+    """
+    t = time.perf_counter()
+    compiled = jax.jit(fn).lower(*args).compile()
+    compile_s = time.perf_counter() - t
+    if warmup:
+        jax.block_until_ready(compiled(*args))
+    runs = []
+    for _ in range(repeats):
+        t = time.perf_counter()
+        jax.block_until_ready(compiled(*args))
+        runs.append(time.perf_counter() - t)
+    return compile_s, statistics.median(runs)

@@ -23,16 +23,14 @@ from __future__ import annotations
 
 import argparse
 import json
-import statistics
 import sys
-import time
 from datetime import date
 from pathlib import Path
 
 import jax
 
 sys.path.insert(0, str(Path(__file__).parent))
-from common import machine  # noqa: E402
+from common import machine, timed  # noqa: E402
 
 from ppo_jax import build_pipeline  # noqa: E402
 from ppo_jax.envs import preset_config  # noqa: E402
@@ -48,20 +46,6 @@ TASKS = (
     "ReacherEasy",
     "CheetahRun",
 )
-
-
-def timed(fn, *args, repeats: int) -> tuple[float, float]:
-    """AOT-compile ``jax.jit(fn)``; returns (compile s, median run s)."""
-    t = time.perf_counter()
-    compiled = jax.jit(fn).lower(*args).compile()
-    compile_s = time.perf_counter() - t
-    jax.block_until_ready(compiled(*args))
-    runs = []
-    for _ in range(repeats):
-        t = time.perf_counter()
-        jax.block_until_ready(compiled(*args))
-        runs.append(time.perf_counter() - t)
-    return compile_s, statistics.median(runs)
 
 
 def measure(task: str, num_envs: int | None, repeats: int) -> dict:
@@ -89,11 +73,13 @@ def measure(task: str, num_envs: int | None, repeats: int) -> dict:
 
         return jax.lax.scan(body, state, jax.random.split(run_key, steps * 4))[1]
 
-    env_compile_s, env_s = timed(env_only, jax.random.key(0), repeats=repeats)
+    env_compile_s, env_s = timed(
+        env_only, jax.random.key(0), repeats=repeats, warmup=True
+    )
     hp = config.hyperparams()
     runner = jax.jit(pipeline.init)(jax.random.key(0), hp)
     chunk = make_chunk(pipeline, 4)
-    train_compile_s, train_s = timed(chunk, runner, hp, repeats=repeats)
+    train_compile_s, train_s = timed(chunk, runner, hp, repeats=repeats, warmup=True)
     # The env-only run includes its reset of all envs (once, small against
     # 4 x rollout_length steps).
     return {

@@ -24,7 +24,6 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import statistics
 import sys
 import time
 from datetime import date
@@ -34,7 +33,7 @@ import jax
 import jax.numpy as jnp
 
 sys.path.insert(0, str(Path(__file__).parent))
-from common import machine  # noqa: E402
+from common import machine, timed  # noqa: E402
 
 from ppo_jax import PPOConfig, build_pipeline, make_train  # noqa: E402
 from ppo_jax.rollout import reset_envs  # noqa: E402
@@ -63,19 +62,6 @@ MATCHED = PPOConfig(
     ortho_init=True,
 )
 PRESETS = {"tutorial": PPOConfig(), "matched": MATCHED}
-
-
-def timed(fn, *args, repeats: int) -> tuple[float, float]:
-    """AOT-compile ``jax.jit(fn)``; returns (compile s, median run s)."""
-    t = time.perf_counter()
-    compiled = jax.jit(fn).lower(*args).compile()
-    compile_s = time.perf_counter() - t
-    runs = []
-    for _ in range(repeats):
-        t = time.perf_counter()
-        jax.block_until_ready(compiled(*args))
-        runs.append(time.perf_counter() - t)
-    return compile_s, statistics.median(runs)
 
 
 def iterations_for(batch: int) -> int:

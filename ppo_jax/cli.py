@@ -173,6 +173,19 @@ def directory(text: str) -> str:
     return text
 
 
+def add_run_arguments(parser: argparse.ArgumentParser) -> None:
+    """``RUN_DIR`` and ``--run N``: the run a command reads (evaluate, export)."""
+    parser.add_argument(
+        "run_dir", type=directory, help="a run directory written by ppo_jax.train"
+    )
+    parser.add_argument(
+        "--run",
+        type=int,
+        default=0,
+        help="which run of a multi-seed or sweep run directory (0-based)",
+    )
+
+
 def enable_compilation_cache() -> None:
     """Let repeated CLI runs of the same program skip XLA compilation.
 

@@ -19,16 +19,8 @@ def build_parser() -> argparse.ArgumentParser:
         description="Run a trained policy deterministically (its mean action).",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
-    p.add_argument(
-        "run_dir", type=cli.directory, help="a run directory written by ppo_jax.train"
-    )
+    cli.add_run_arguments(p)
     p.add_argument("--episodes", type=cli.positive_int, default=10)
-    p.add_argument(
-        "--run",
-        type=int,
-        default=0,
-        help="which run of a multi-seed or sweep run directory (0-based)",
-    )
     p.add_argument(
         "--seed",
         type=cli.seed,

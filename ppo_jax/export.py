@@ -50,9 +50,7 @@ def build_parser() -> argparse.ArgumentParser:
         "model, or its parameters and observation statistics as a .npz.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
-    p.add_argument(
-        "run_dir", type=cli.directory, help="a run directory written by ppo_jax.train"
-    )
+    cli.add_run_arguments(p)
     p.add_argument(
         "--format",
         choices=("onnx", "npz"),
@@ -68,12 +66,6 @@ def build_parser() -> argparse.ArgumentParser:
         # "%(default).0s" prints nothing and keeps argparse's "(default: None)".
         help="the file to write (default: RUN_DIR/policy.FORMAT, or "
         "RUN_DIR/policy-runN.FORMAT for --run N > 0)%(default).0s",
-    )
-    p.add_argument(
-        "--run",
-        type=int,
-        default=0,
-        help="which run of a multi-seed or sweep run directory (0-based)",
     )
     p.add_argument(
         "--overwrite", action="store_true", help="replace an existing output file"
