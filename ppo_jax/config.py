@@ -76,6 +76,11 @@ class PPOConfig:
     obs_key: str | None = option(
         None, "the key the networks read from dict observations (none: arrays)"
     )
+    critic_obs_key: str | None = option(
+        None,
+        "another key of dict observations for the critic alone, e.g. "
+        "privileged_state (none: the critic reads obs_key, as the actor)",
+    )
     max_episode_steps: int | None = option(
         None, "episode time limit replacing the env's (none: the env's own)", low=1
     )
@@ -298,7 +303,7 @@ def bare_env_name(env_name: str) -> str:
 
 # Fields added after config.json files were first written: a file without
 # them means their defaults (the behaviour from before they existed).
-ADDED_FIELDS = ("obs_key", "network", "env_backend")
+ADDED_FIELDS = ("obs_key", "network", "env_backend", "critic_obs_key")
 TRACEABLE_FIELDS = tuple(k.name for k in field_kinds(PPOConfig) if k.traceable)
 # The on/off switches.
 BOOL_FIELDS = tuple(k.name for k in field_kinds(PPOConfig) if k.base is bool)

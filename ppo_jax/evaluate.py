@@ -38,8 +38,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--gif",
         type=Path,
         default=None,
-        help="also render one deterministic episode to this GIF (gymnasium's "
-        "renderer; needs the [gym] extra)",
+        help="also render one deterministic episode to this GIF: gymnasium's "
+        "renderer for gymnax envs (needs the [gym] extra), MuJoCo's for "
+        "playground/ and brax/ (needs headless OpenGL: MUJOCO_GL=egl or osmesa)",
     )
     return p
 
@@ -50,15 +51,15 @@ def main(argv: list[str] | None = None) -> int:
 
 def _run(args: argparse.Namespace) -> int:
     from ppo_jax import evaluation
+    from ppo_jax.rendering import is_mujoco_run, render_mujoco_gif
     from ppo_jax.rundir import load_config
     from ppo_jax.signals import check_stop
 
     run_dir = Path(args.run_dir)
-    gymnasium_needed = args.backend == "gymnasium" or args.gif is not None
-    if args.gif is not None and args.backend == "gymnax":
-        evaluation.check_gif(load_config(run_dir), str(args.gif))
-    if gymnasium_needed:
+    if args.backend == "gymnasium":
         evaluation.check_gymnasium(load_config(run_dir))
+    if args.gif is not None:
+        evaluation.check_gif(load_config(run_dir), str(args.gif))
     pipeline, runner = evaluation.load_run(run_dir, args.run)  # loaded once
     check_stop()  # a Ctrl-C while loading: stop before evaluating
     config = pipeline.config
@@ -71,7 +72,13 @@ def _run(args: argparse.Namespace) -> int:
         returns, lengths = evaluation.evaluate_run(
             pipeline, runner, args.episodes, args.seed
         )
-    if args.gif is not None:
+    if args.gif is not None and is_mujoco_run(config.env_name):
+        gif_source = "MuJoCo"
+        gif_return, gif_length = render_mujoco_gif(
+            pipeline, runner, args.gif, args.seed
+        )
+    elif args.gif is not None:
+        gif_source = "gymnasium"
         gif_return, gif_length = evaluation.render_gif(
             config, policy, args.gif, args.seed
         )
@@ -80,7 +87,7 @@ def _run(args: argparse.Namespace) -> int:
         print(f"episode {i}: length={int(length)} return={float(ret):.2f}")
     if args.gif is not None:
         print(
-            f"gif: {args.gif} (gymnasium episode, length={gif_length} "
+            f"gif: {args.gif} ({gif_source} episode, length={gif_length} "
             f"return={gif_return:.2f})"
         )
     print(

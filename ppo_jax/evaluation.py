@@ -26,6 +26,7 @@ from ppo_jax.experiment import runner_template
 from ppo_jax.networks import NetworkFactory, Params
 from ppo_jax.normalization import RunningMeanStd
 from ppo_jax.pipeline import Pipeline, RunnerState, build_pipeline
+from ppo_jax.rendering import check_mujoco_rendering, is_mujoco_run, save_gif
 from ppo_jax.signals import check_stop
 
 NumpyPolicy = Callable[[np.ndarray], np.ndarray]
@@ -185,17 +186,13 @@ def numpy_policy(pipeline: Pipeline, runner: RunnerState) -> NumpyPolicy:
 
 
 def check_gif(config: PPOConfig, path: str) -> None:
-    """Refuse ``--gif`` for families without a renderer here, in one sentence."""
-    family, _ = split_env_name(config.env_name)
-    if family in ("playground", "brax"):
-        raise ConfigError(
-            "gif",
-            path,
-            f"none for {config.env_name}: GIFs come from gymnasium's "
-            "classic-control renderer, and MuJoCo scenes would need MuJoCo's "
-            "OpenGL renderer (MUJOCO_GL=egl or osmesa), which ppo_jax does not "
-            "drive yet",
-        )
+    """Refuse ``--gif`` in one sentence where no renderer works: gymnasium's
+    for gymnax runs (checked by :func:`check_gymnasium`), MuJoCo's for
+    Playground and brax runs."""
+    if is_mujoco_run(config.env_name):
+        check_mujoco_rendering(config.env_name, path)
+    else:
+        check_gymnasium(config)
 
 
 def check_gymnasium(config: PPOConfig) -> ModuleType:
@@ -282,17 +279,9 @@ def render_gif(
 ) -> tuple[float, int]:
     """Render one episode of ``policy`` to an animated GIF (gymnasium's
     ``rgb_array`` frames). Returns ``(return, length)`` of that episode."""
-    from PIL import Image
-
     env = _gymnasium_env(config, render=True)
     frames: list[np.ndarray] = []
     result = run_gymnasium_episode(env, policy, seed, frames)
     env.close()
-    images = [Image.fromarray(f) for f in frames]
-    try:
-        images[0].save(
-            path, save_all=True, append_images=images[1:], duration=40, loop=0
-        )
-    except OSError as e:
-        raise rundir.RunDirError(f"cannot write the GIF {str(path)!r} ({e})") from e
+    save_gif(frames, path)
     return result

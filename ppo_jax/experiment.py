@@ -1,9 +1,11 @@
-"""Many runs in one compile: seeds x sweep settings, sharded over local devices.
+"""Many runs in one compile: seeds x sweep settings, sharded over devices.
 
 The ``R = settings x seeds`` runs of a :class:`~ppo_jax.runspec.RunSpec` are
 vmapped together (a leading ``[R]`` axis on every leaf of the runner state and
-the metrics) and the run axis is sharded across all local devices with
-``jax.sharding``; a single run instead shards its environment axis. Each run
+the metrics) and the run axis is sharded across all devices with
+``jax.sharding`` (every process's, after
+:func:`ppo_jax.distributed.initialize`); a single run instead shards its
+environment axis. Each run
 equals ``make_train(config with its setting)`` called alone with its key (up to
 float rounding).
 """
@@ -18,6 +20,7 @@ import jax
 import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
+from ppo_jax import distributed
 from ppo_jax.envs.contract import PyTree
 from ppo_jax.pipeline import Chunk, Init, Pipeline, RunnerState, make_chunk
 from ppo_jax.runspec import RunSpec
@@ -58,7 +61,7 @@ class Experiment:
         self._chunk = jax.jit(
             chunk,
             in_shardings=(runner_sharding, hp_sharding),
-            out_shardings=(runner_sharding, None),
+            out_shardings=(runner_sharding, self._metrics_sharding()),
         )
         self.runner_sharding = runner_sharding
 
@@ -76,6 +79,14 @@ class Experiment:
                 "everything runs on the first device"
             )
         return Mesh(np.asarray(devices), ("devices",)), None
+
+    def _metrics_sharding(self) -> NamedSharding | None:
+        """Metrics replicated on every device when the mesh spans processes
+        (each process reads all of them; an all-gather of a few scalars), else
+        where XLA puts them."""
+        if self.mesh is None or jax.process_count() == 1:
+            return None
+        return NamedSharding(self.mesh, PartitionSpec())
 
     def _along_runs(self, tree: PyTree) -> PyTree:
         """Batched: split the leading run axis; single run: replicate."""
@@ -116,6 +127,11 @@ class Experiment:
         chunk = self._chunk.lower(self.runner_shape, self.hparams)
         stage("compiling")
         return init.compile(), chunk.compile()
+
+    def gather(self, runner: RunnerState) -> RunnerState:
+        """The whole runner state on this host (to checkpoint); with several
+        processes, every one of them must call this (a collective)."""
+        return distributed.gather(runner, self.runner_sharding)
 
     def place(self, runner: RunnerState) -> RunnerState:
         """Put a (restored, host) runner state where the compiled chunk wants it."""

@@ -77,6 +77,7 @@ import jax
 import numpy as np
 
 from ppo_jax import __version__, rundir
+from ppo_jax.envs.contract import actor_part
 from ppo_jax.evaluation import load_run
 from ppo_jax.normalization import CLIP, EPS
 from ppo_jax.pipeline import Pipeline, RunnerState
@@ -172,7 +173,7 @@ def onnx_model(
 
     spec = pipeline.spec
     params = runner.agent.actor_params
-    stats = runner.envs.obs_stats
+    stats = actor_part(runner.envs.obs_stats)
 
     def act(obs: jax.Array) -> jax.Array:
         # The one definition of the deterministic action, constants baked in.
@@ -244,7 +245,7 @@ def export_npz(
 def npz_arrays(pipeline: Pipeline, runner: RunnerState) -> dict[str, np.ndarray]:
     """The arrays of :func:`export_npz`, by key."""
     config, spec, policy = pipeline.config, pipeline.spec, pipeline.policy
-    stats = runner.envs.obs_stats
+    stats = actor_part(runner.envs.obs_stats)
     clip = policy.action_low is not None and policy.action_high is not None
     arrays: dict[str, np.ndarray] = {
         "format_version": np.asarray(NPZ_FORMAT_VERSION, np.int64),

@@ -19,6 +19,7 @@ ResourceError before anything compiles (the CLI: one sentence, exit code 2).
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import math
 import sys
@@ -30,7 +31,7 @@ import jax
 import numpy as np
 from tqdm import tqdm
 
-from ppo_jax import reporting, rundir
+from ppo_jax import distributed, reporting, rundir
 from ppo_jax.envs import Environment
 from ppo_jax.envs.contract import PyTree, describe
 from ppo_jax.experiment import Experiment, run_axis
@@ -101,16 +102,22 @@ def run_training(
             run_dir = rundir.default_run_dir(spec.config.env_name)
         rundir.check_not_a_file(run_dir)  # before the lock creates it
         stop.check()  # a signal during the checks: stop before touching the disk
-        # Then the run directory, locked for the whole run.
-        with rundir.RunLock(run_dir):
+        # Then the run directory, locked for the whole run. With several
+        # processes, process 0 alone writes it (the others read a checkpoint
+        # to resume from: the directory must then be on a shared file system).
+        writes = distributed.is_writer()
+        with rundir.RunLock(run_dir) if writes else contextlib.nullcontext():
             if resume is not None:
-                rundir.check_writable(run_dir)
+                if writes:
+                    rundir.check_writable(run_dir)
                 restored = rundir.load_checkpoint(
                     run_dir, experiment.runner_shape, spec.config
                 )
                 done = int(np.max(restored.iteration))
                 rows, note = rundir.rows_up_to(run_dir, done, spec.num_runs)
                 start: RunnerState | None = restored
+            elif not writes:
+                start, done, rows, note = None, 0, [], ""
             else:
                 rundir.prepare_run_dir(run_dir, overwrite)
                 rundir.save_config(run_dir, spec.config)
@@ -169,10 +176,15 @@ def _train(
     else:
         runner = init(experiment.keys, hp)
         with signals_deferred():  # iteration 0: a good checkpoint to resume from
-            rundir.save_checkpoint(run_dir, config, runner)
-    writer = rundir.MetricsWriter(run_dir, reporting.columns(sweep_fields), rows)
+            _save_checkpoint(experiment, run_dir, runner)
+    writes = distributed.is_writer()
+    writer = (
+        rundir.MetricsWriter(run_dir, reporting.columns(sweep_fields), rows)
+        if writes
+        else rundir.NoMetricsWriter()
+    )
     loggers: list[Logger] = []
-    if logger_spec.loggers:
+    if logger_spec.loggers and writes:
         loggers, logger_spec = open_loggers(
             run_dir, spec, logger_spec, resume=restored is not None
         )
@@ -204,7 +216,7 @@ def _train(
             try:
                 # The checkpoint first: metrics.csv never runs ahead of it.
                 with signals_deferred():
-                    rundir.save_checkpoint(run_dir, config, new_runner)
+                    _save_checkpoint(experiment, run_dir, new_runner)
                     writer.write(chunk_rows)
             except rundir.RunDirError as e:
                 write_error = str(e)
@@ -231,7 +243,8 @@ def _train(
         for logger in loggers:
             logger.close()
 
-    _write_figures(run_dir, rows, config.env_name, sweep_fields)
+    if writes:
+        _write_figures(run_dir, rows, config.env_name, sweep_fields)
     if write_error is not None:
         print(
             f"error: {write_error}; stopped, keeping the checkpoint of iteration "
@@ -267,6 +280,15 @@ def _train(
     if context is not None:
         print(context, flush=True)
     return 0
+
+
+def _save_checkpoint(
+    experiment: Experiment, run_dir: Path, runner: RunnerState
+) -> None:
+    """Checkpoint ``runner``: every process gathers it, process 0 writes it."""
+    whole = experiment.gather(runner)
+    if distributed.is_writer():
+        rundir.save_checkpoint(run_dir, experiment.spec.config, whole)
 
 
 class CompileProgress:

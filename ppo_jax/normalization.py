@@ -8,6 +8,8 @@ to +-10 as in gym's normalization wrappers.
 
 from __future__ import annotations
 
+from typing import Any
+
 import jax
 import jax.numpy as jnp
 from flax import struct
@@ -42,6 +44,23 @@ def update_running_stats(stats: RunningMeanStd, batch: jax.Array) -> RunningMean
     mean = stats.mean + delta * n / total
     m2 = stats.var * stats.count + batch_var * n + delta**2 * stats.count * n / total
     return RunningMeanStd(mean=mean, var=m2 / total, count=total)
+
+
+def init_observation_stats(obs: Any) -> Any:
+    """One :class:`RunningMeanStd` per leaf of a batch of observations
+    ``[N, *shape]`` (one for an array; actor and critic parts of an
+    ``AsymmetricObservation``), with the leaf's ``shape``."""
+    return jax.tree.map(lambda x: init_running_stats(x.shape[1:]), obs)
+
+
+def update_observation_stats(stats: Any, obs: Any) -> Any:
+    """:func:`update_running_stats` for every leaf of ``obs`` ``[N, ...]``."""
+    return jax.tree.map(lambda x, s: update_running_stats(s, x), obs, stats)
+
+
+def normalize_observation(obs: Any, stats: Any) -> Any:
+    """:func:`normalize` for every leaf of ``obs`` with its own statistics."""
+    return jax.tree.map(lambda x, s: normalize(x, s), obs, stats)
 
 
 def normalize(x: jax.Array, stats: RunningMeanStd) -> jax.Array:

@@ -27,7 +27,7 @@ from flax import struct
 
 from ppo_jax.config import Hyperparams, PPOConfig
 from ppo_jax.envs import Environment, EnvSetup, EnvSpec, make_env
-from ppo_jax.envs.contract import PyTree
+from ppo_jax.envs.contract import PyTree, critic_part
 from ppo_jax.networks import ActorCritic, NetworkFactory, make_networks
 from ppo_jax.policy import Policy, make_policy
 from ppo_jax.returns import generalized_advantages, normalize_advantages, rewards_to_go
@@ -130,11 +130,13 @@ def build_pipeline(
         # 2. Critic once on every observation plus the one after the batch, whose
         #    value continues episodes cut by the batch end (and, with
         #    bootstrap_truncation, on the pre-reset observations).
-        value_obs = [traj.obs, policy.observe(envs.obs, envs.obs_stats)[None]]
+        last_obs = policy.observe(envs.obs, envs.obs_stats)
+        value_obs = [traj.obs, jax.tree.map(lambda x: x[None], last_obs)]
         if traj.final_obs is not None:  # bootstrap_truncation
             value_obs.append(traj.final_obs)
         values = networks.critic.apply(
-            agent.critic_params, jnp.concatenate(value_obs, axis=0)
+            agent.critic_params,
+            critic_part(jax.tree.map(lambda *x: jnp.concatenate(x), *value_obs)),
         )
         T = config.rollout_length
         batch_values, bootstrap = values[:T], values[T]
@@ -161,7 +163,7 @@ def build_pipeline(
             return x.reshape((config.batch_size,) + x.shape[2:])
 
         batch = Batch(
-            obs=flat(traj.obs),
+            obs=jax.tree.map(flat, traj.obs),
             action=flat(traj.action),
             old_log_prob=flat(traj.log_prob),
             advantage=flat(advantages),

@@ -9,7 +9,7 @@ clipping are written once, here.
 from __future__ import annotations
 
 import dataclasses
-from typing import NamedTuple
+from typing import NamedTuple, TypeAlias
 
 import distrax
 import jax
@@ -18,15 +18,23 @@ import numpy as np
 
 from ppo_jax.config import Hyperparams, PPOConfig
 from ppo_jax.distributions import ActionDistribution, make_action_distribution
-from ppo_jax.envs.contract import EnvSpec
+from ppo_jax.envs.contract import AsymmetricObservation, EnvSpec, actor_part
 from ppo_jax.networks import ActorOutput, Network, Params
-from ppo_jax.normalization import RunningMeanStd, normalize
+from ppo_jax.normalization import RunningMeanStd, normalize_observation
+
+# An observation batch ``[..., *obs_shape]``, or with ``critic_obs_key`` an
+# AsymmetricObservation of the actor's and the critic's parts; the statistics
+# have the same structure with a RunningMeanStd per part.
+Observation: TypeAlias = jax.Array | AsymmetricObservation
+ObservationStats: TypeAlias = RunningMeanStd | AsymmetricObservation
 
 
 class PolicySample(NamedTuple):
     """One sampled step for ``[...]`` observations."""
 
-    seen_obs: jax.Array  # [..., *obs_shape] what the actor saw (normalized if on)
+    # [..., *obs_shape] what the actor saw (normalized if on); with
+    # critic_obs_key an AsymmetricObservation of what actor and critic see.
+    seen_obs: Observation
     action: jax.Array  # [..., action_dim] float32 or [...] int32, as sampled
     log_prob: jax.Array  # [...] log-probability of ``action``
     env_action: jax.Array  # ``action`` as sent to the env (clipped if on)
@@ -42,15 +50,18 @@ class Policy:
     action_low: np.ndarray | None  # clip bounds [action_dim]; None: no clipping
     action_high: np.ndarray | None
 
-    def observe(self, obs: jax.Array, obs_stats: RunningMeanStd) -> jax.Array:
-        """Raw observations ``[..., *obs_shape]`` -> what the actor sees."""
-        return normalize(obs, obs_stats) if self.normalize_obs else obs
+    def observe(self, obs: Observation, obs_stats: ObservationStats) -> Observation:
+        """Raw observations ``[..., *obs_shape]`` -> what the networks see (both
+        parts of an ``AsymmetricObservation``, each with its statistics)."""
+        return normalize_observation(obs, obs_stats) if self.normalize_obs else obs
 
     def dist(
-        self, params: Params, seen_obs: jax.Array, hp: Hyperparams
+        self, params: Params, seen_obs: Observation, hp: Hyperparams
     ) -> distrax.Distribution:
-        """The action distribution for already observed (``observe``) inputs."""
-        return self.distribution.dist(self.actor.apply(params, seen_obs), hp)
+        """The action distribution for already observed (``observe``) inputs
+        (the actor's part of them)."""
+        out = self.actor.apply(params, actor_part(seen_obs))
+        return self.distribution.dist(out, hp)
 
     def to_env(self, action: jax.Array) -> jax.Array:
         """The action the env receives: clipped to its bounds when enabled."""
@@ -61,8 +72,8 @@ class Policy:
     def sample(
         self,
         params: Params,
-        obs_stats: RunningMeanStd,
-        obs: jax.Array,
+        obs_stats: ObservationStats,
+        obs: Observation,
         key: jax.Array,
         hp: Hyperparams,
     ) -> PolicySample:
@@ -73,11 +84,13 @@ class Policy:
         return PolicySample(seen, action, log_prob, self.to_env(action))
 
     def mode(
-        self, params: Params, obs_stats: RunningMeanStd, obs: jax.Array
+        self, params: Params, obs_stats: ObservationStats, obs: Observation
     ) -> jax.Array:
         """The deterministic action (Gaussian mean or most likely discrete
-        action) for raw observations, as sent to the env."""
-        seen = self.observe(jnp.asarray(obs), obs_stats)
+        action) for raw observations, as sent to the env. ``obs`` may be the
+        actor's part alone (``load_policy``, exports)."""
+        raw = jnp.asarray(actor_part(obs))
+        seen: jax.Array = actor_part(self.observe(raw, actor_part(obs_stats)))
         return self.to_env(self.distribution.mode(self.actor.apply(params, seen)))
 
 

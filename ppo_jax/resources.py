@@ -18,7 +18,8 @@ import math
 import jax
 import numpy as np
 
-from ppo_jax.envs.contract import PyTree
+from ppo_jax.config import PPOConfig
+from ppo_jax.envs.contract import EnvSpec, PyTree
 from ppo_jax.pipeline import Pipeline
 
 
@@ -35,6 +36,12 @@ def _bytes(tree: PyTree) -> int:
     )
 
 
+def _stored_bytes(spec: EnvSpec, config: PPOConfig) -> int:
+    """Bytes of one observation as stored (float32 once normalized)."""
+    itemsize = 4 if config.normalize_obs else np.dtype(spec.obs_dtype).itemsize
+    return int(math.prod(spec.obs_shape)) * itemsize
+
+
 def estimate_bytes(pipeline: Pipeline, num_runs: int = 1) -> dict[str, int]:
     """Lower bounds in bytes of the large parts of ``num_runs`` runs."""
     config, spec, nets = pipeline.config, pipeline.spec, pipeline.networks
@@ -42,13 +49,12 @@ def estimate_bytes(pipeline: Pipeline, num_runs: int = 1) -> dict[str, int]:
     params = _bytes(jax.eval_shape(nets.actor.init, key, hp)) + _bytes(
         jax.eval_shape(nets.critic.init, key, hp)
     )
-    obs = int(math.prod(spec.obs_shape))
     batch = config.batch_size
     action = 1 if spec.discrete else spec.action_dim
     # obs (and pre-reset obs) as stored, action, log-prob, reward, done, value
-    stored_obs = obs * np.dtype(spec.obs_dtype).itemsize
-    if config.normalize_obs:
-        stored_obs = obs * 4
+    stored_obs = _stored_bytes(spec, config)
+    if spec.critic_obs_shape is not None:  # the critic's part of each observation
+        stored_obs += _stored_bytes(spec.for_critic(), config)
     per_step = stored_obs * (2 if config.bootstrap_truncation else 1)
     per_step += 4 * action + 4 * 4
     setup = pipeline.setup

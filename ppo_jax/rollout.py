@@ -14,23 +14,28 @@ from ppo_jax.envs.contract import EnvSetup, PyTree
 from ppo_jax.networks import Params
 from ppo_jax.normalization import (
     RunningMeanStd,
+    init_observation_stats,
     init_running_stats,
     scale,
+    update_observation_stats,
     update_running_stats,
 )
-from ppo_jax.policy import Policy
+from ppo_jax.policy import Observation, ObservationStats, Policy
 
 
 class Transition(NamedTuple):
-    """One rollout, time-major. ``T = rollout_length``, ``N = num_envs``."""
+    """One rollout, time-major. ``T = rollout_length``, ``N = num_envs``.
 
-    obs: jax.Array  # [T, N, *obs_shape] what the actor saw (normalized if on)
+    With ``critic_obs_key`` every observation field is an
+    ``AsymmetricObservation`` of ``[T, N, ...]`` arrays (actor and critic)."""
+
+    obs: Observation  # [T, N, *obs_shape] what the actor saw (normalized if on)
     action: jax.Array  # [T, N, action_dim] float32 or [T, N] int32; as sampled
     log_prob: jax.Array  # [T, N] log-probability of the action when sampled
     reward: jax.Array  # [T, N] float32 reward to learn from (scaled if enabled)
     done: jax.Array  # [T, N] bool: episode ended (terminated or truncated)
     # With bootstrap_truncation only (else None):
-    final_obs: jax.Array | None  # [T, N, *obs_shape] pre-reset obs (normalized)
+    final_obs: Observation | None  # [T, N, *obs_shape] pre-reset obs (normalized)
     truncated: jax.Array | None  # [T, N] bool: ended by the time limit alone
 
 
@@ -48,11 +53,11 @@ class EnvBatch:
     statistics of the normalization options (as gym's wrappers keep them)."""
 
     state: PyTree  # the env's own state, leaves batched over [N]
-    obs: jax.Array  # [N, *obs_shape] current raw observation
+    obs: Observation  # [N, *obs_shape] current raw observation
     episode_return: jax.Array  # [N] undiscounted return of the running episode
     episode_length: jax.Array  # [N] int32 steps in the running episode
     discounted_return: jax.Array  # [N] for reward scaling
-    obs_stats: RunningMeanStd  # [*obs_shape] observation statistics
+    obs_stats: ObservationStats  # [*obs_shape] observation statistics (per part)
     return_stats: RunningMeanStd  # scalar statistics of discounted_return
 
 
@@ -67,9 +72,9 @@ def reset_envs(setup: EnvSetup, key: jax.Array, config: PPOConfig) -> EnvBatch:
     obs, state = jax.vmap(setup.env.reset, in_axes=(0, None))(
         jax.random.split(key, n), setup.params
     )
-    obs_stats = init_running_stats(obs.shape[1:])
+    obs_stats = init_observation_stats(obs)
     if config.normalize_obs:
-        obs_stats = update_running_stats(obs_stats, obs)
+        obs_stats = update_observation_stats(obs_stats, obs)
     return EnvBatch(
         state=_strong(state),
         obs=obs,
@@ -124,7 +129,7 @@ def make_rollout(setup: EnvSetup, policy: Policy, config: PPOConfig) -> Rollout:
             # Normalization statistics, updated as gym's wrappers do.
             obs_stats = envs.obs_stats
             if config.normalize_obs:
-                obs_stats = update_running_stats(obs_stats, next_obs)
+                obs_stats = update_observation_stats(obs_stats, next_obs)
             disc_return, return_stats = envs.discounted_return, envs.return_stats
             learn_reward = reward
             if config.normalize_reward:

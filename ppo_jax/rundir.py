@@ -342,6 +342,17 @@ def _check_same_config(saved: PPOConfig, config: PPOConfig, run_dir: Path) -> No
 
 
 # ------------------------------------------------------------------ metrics.csv
+class NoMetricsWriter:
+    """A :class:`MetricsWriter` that writes nothing (processes other than 0
+    of a multi-process run)."""
+
+    def write(self, rows: list[Row]) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
 class MetricsWriter:
     """Writes ``metrics.csv``: the rows to keep first (atomically), then one
     append per chunk, flushed.

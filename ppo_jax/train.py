@@ -12,6 +12,8 @@ Heavy imports (jax) happen inside :func:`main`, after the signal handling of
 from __future__ import annotations
 
 import argparse
+import os
+import sys
 from pathlib import Path
 
 from ppo_jax import cli
@@ -98,6 +100,26 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="wandb run name and group (default: the run directory's name)",
     )
+    p.add_argument(
+        "--coordinator",
+        default=None,
+        metavar="HOST:PORT",
+        help="one run over several processes (hosts): process 0's address, "
+        "with --num-processes and --process-id; every process runs the same "
+        "command, process 0 writes the run directory",
+    )
+    p.add_argument(
+        "--num-processes",
+        type=cli.positive_int,
+        default=1,
+        help="processes of the run (--coordinator)",
+    )
+    p.add_argument(
+        "--process-id",
+        type=int,
+        default=0,
+        help="this process's number, 0 to --num-processes - 1 (--coordinator)",
+    )
     return p
 
 
@@ -113,6 +135,14 @@ def _run(args: argparse.Namespace) -> int:
     from ppo_jax.rundir import load_config
     from ppo_jax.runspec import RunSpec, parse_sweep
 
+    if args.coordinator is None and (args.num_processes != 1 or args.process_id):
+        return cli.fail("--num-processes and --process-id need --coordinator")
+    if args.coordinator is not None:
+        from ppo_jax import distributed
+
+        if args.process_id != 0:  # one process speaks (process 0); errors still do
+            silence_stdout()
+        distributed.initialize(args.coordinator, args.num_processes, args.process_id)
     if args.resume is not None:
         extra = cli.given_fields(args) or args.preset or args.sweep or args.run_dir
         extra = extra or args.config or args.logger
@@ -146,6 +176,15 @@ def _run(args: argparse.Namespace) -> int:
     return run_training(
         spec, run_dir, overwrite=args.overwrite, quiet=args.quiet, loggers=loggers
     )
+
+
+def silence_stdout() -> None:
+    """Send this process's standard output, Python's and native libraries'
+    (gloo prints there), to the null device."""
+    sys.stdout.flush()
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    os.close(devnull)
 
 
 if __name__ == "__main__":

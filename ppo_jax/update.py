@@ -11,6 +11,7 @@ import optax
 from flax import struct
 
 from ppo_jax.config import Hyperparams, PPOConfig
+from ppo_jax.envs.contract import critic_part
 from ppo_jax.losses import (
     approx_kl,
     clipped_surrogate_loss,
@@ -18,13 +19,13 @@ from ppo_jax.losses import (
     value_loss,
 )
 from ppo_jax.networks import ActorCritic, Params
-from ppo_jax.policy import Policy
+from ppo_jax.policy import Observation, Policy
 
 
 class Batch(NamedTuple):
     """Flat training batch, ``B = rollout_length * num_envs`` samples."""
 
-    obs: jax.Array  # [B, *obs_shape] as the actor saw it
+    obs: Observation  # [B, *obs_shape] as the actor saw it (and the critic)
     action: jax.Array  # [B, action_dim] float32 or [B] int32
     old_log_prob: jax.Array  # [B]
     advantage: jax.Array  # [B] normalized advantage
@@ -134,7 +135,7 @@ def make_update(networks: ActorCritic, policy: Policy, config: PPOConfig) -> Upd
             log_prob, minibatch.old_log_prob, minibatch.advantage, hp.clip_eps
         )
         entropy = jnp.mean(dist.entropy())
-        values = networks.critic.apply(critic_params, minibatch.obs)
+        values = networks.critic.apply(critic_params, critic_part(minibatch.obs))
         if config.clip_value:
             v_loss = clipped_value_loss(
                 values, minibatch.old_value, minibatch.target, hp.clip_eps

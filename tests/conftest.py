@@ -8,6 +8,10 @@ import jax
 import numpy as np
 import pytest
 
+# MuJoCo picks its OpenGL platform once, when first imported (test modules
+# import Playground at collection): headless EGL, as ppo_jax's families set it.
+os.environ.setdefault("MUJOCO_GL", "egl")
+
 from ppo_jax import EnvSpec, PPOConfig, make_train
 
 

@@ -3,15 +3,21 @@
 final observation, action repeat), the adapter on CartpoleBalance checked
 against Playground's own step, refusals, and a short run that learns."""
 
+import subprocess
+import sys
+
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from conftest import ENV
 from flax import struct
+from PIL import Image
 
 from ppo_jax import PPOConfig
 from ppo_jax.envs import make_env, preset_config
 from ppo_jax.envs.state_api import StateEnv
+from ppo_jax.rendering import frame_stride
 from ppo_jax.schema import ConfigError
 
 pytest.importorskip("mujoco_playground")
@@ -189,6 +195,40 @@ def test_brax_inverted_pendulum_learns_from_the_command_line(tmp_path, capsys):
     last = np.mean([r["mean_return"] for r in rows if r["iteration"] >= 28])
     assert first < 20 and last > 80, (first, last)  # random: ~5 steps upright
     capsys.readouterr()
-    assert evaluate_main([str(run_dir), "--episodes", "4", "--run", "2"]) == 0
-    summary = capsys.readouterr().out.strip().splitlines()[-1]
+    gif = tmp_path / "episode.gif"
+    argv = [str(run_dir), "--episodes", "4", "--run", "2", "--gif", str(gif)]
+    assert evaluate_main(argv) == 0
+    *_, gif_line, summary = capsys.readouterr().out.strip().splitlines()
     assert float(summary.split()[0].split("=")[1]) > 80, summary
+    # The GIF: MuJoCo's frames of one deterministic episode, one per 40 ms step
+    # of brax's inverted pendulum, in real time.
+    assert gif_line.startswith(f"gif: {gif} (MuJoCo episode, length=100"), gif_line
+    with Image.open(gif) as image:
+        assert image.n_frames == 100 and image.size == (320, 240)
+        assert image.info["duration"] == 40
+        frames = []
+        for i in (0, 50):
+            image.seek(i)
+            frames.append(np.asarray(image.convert("RGB"), np.float32))
+    assert frames[0].std() > 10  # a scene, not a blank buffer
+    assert np.abs(frames[0] - frames[1]).mean() > 0  # the pendulum moved
+
+    # Where MuJoCo cannot draw, one sentence before loading, no GIF written.
+    env = {**ENV, "MUJOCO_GL": "osmesa", "PYOPENGL_PLATFORM": "osmesa"}
+    bad_gif = tmp_path / "no.gif"
+    proc = subprocess.run(
+        [sys.executable, "-m", "ppo_jax.evaluate", str(run_dir), "--gif", str(bad_gif)],
+        capture_output=True, text=True, timeout=300, env=env,
+    )  # fmt: skip
+    assert proc.returncode == 2, proc.stderr
+    assert "needs OpenGL through MUJOCO_GL=egl" in proc.stderr, proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1, proc.stderr
+    assert not bad_gif.exists()
+
+
+@pytest.mark.parametrize(
+    "step_seconds, stride, ms",
+    [(0.01, 4, 40), (0.04, 1, 40), (0.05, 1, 50), (0.015, 3, 45), (0.001, 40, 40)],
+)
+def test_gif_frames_play_in_real_time_at_most_25_per_second(step_seconds, stride, ms):
+    assert frame_stride(step_seconds) == (stride, ms)

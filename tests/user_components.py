@@ -132,6 +132,33 @@ class DictObservations(MatchEnv):
         )  # fmt: skip
 
 
+class PrivilegedMatch(MatchEnv):
+    """Observations ``{"state": one-hot card [4], "privileged_state": [2]}``:
+    the privileged part is ``(time, 1 - time) / max_steps``, which tells how
+    many rewards are left in the episode (the value) but nothing of the card
+    (the action)."""
+
+    def reset(self, key, params):
+        obs, state = super().reset(key, params)
+        return self._dict(obs, state, params), state
+
+    def step(self, key, state, action, params):
+        obs, new_state, reward, terminated, truncated, info = super().step(
+            key, state, action, params
+        )
+        stepped = state.replace(time=state.time + 1)
+        final = self._dict(info["final_observation"], stepped, params)
+        return (
+            self._dict(obs, new_state, params),
+            new_state, reward, terminated, truncated, {"final_observation": final},
+        )  # fmt: skip
+
+    @staticmethod
+    def _dict(obs, state: MatchState, params: MatchParams):
+        elapsed = state.time.astype(jnp.float32) / params.max_steps_in_episode
+        return {"state": obs, "privileged_state": jnp.stack([elapsed, 1 - elapsed])}
+
+
 # ------------------------------------------------------------------ networks
 class LinearActor(nn.Module):
     action_dim: int

@@ -85,7 +85,9 @@ def make_env(
     if env_params is None:
         env_params = _default_params(env, default_params)
     env_params = _apply_time_limit(env_params, config, label)
-    setup = inspect_environment(env, env_params, config.obs_key, label)
+    setup = inspect_environment(
+        env, env_params, config.obs_key, label, config.critic_obs_key
+    )
     check_env_options(config, setup.spec, label)
     return setup
 

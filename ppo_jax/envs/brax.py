@@ -14,6 +14,7 @@ import importlib.util
 
 from ppo_jax.envs.contract import Environment, PyTree
 from ppo_jax.envs.state_api import StateEnv
+from ppo_jax.rendering import headless_opengl_default
 from ppo_jax.schema import ConfigError
 
 BACKENDS = ("generalized", "positional", "spring", "mjx")
@@ -28,6 +29,7 @@ def make(task: str, label: str, backend: str | None) -> tuple[Environment, PyTre
             label,
             "an installed family: brax is missing (pip install -e '.[brax]')",
         )
+    headless_opengl_default()  # before MuJoCo is imported: GIFs off-screen
     from brax import envs
 
     names = sorted(envs._envs)

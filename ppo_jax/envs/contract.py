@@ -11,7 +11,9 @@ Any object with these methods trains::
 episode ended on (before that reset) in ``info["final_observation"]``;
 ``reward`` is a scalar, ``terminated``/``truncated`` scalar booleans (truncated:
 ended by a time limit). ``obs`` is an array of any shape, or a dict of arrays of
-which the networks read one key (``obs_key``). ``state`` and ``params`` are the
+which the networks read one key (``obs_key``), and the critic may read another
+(``critic_obs_key``: an asymmetric actor-critic, the critic sees privileged
+observations the actor does not). ``state`` and ``params`` are the
 environment's own pytrees; a ``params.max_steps_in_episode`` is the time limit
 that ``max_episode_steps`` overrides and evaluation runs to.
 
@@ -40,6 +42,27 @@ StepResult: TypeAlias = tuple[
 ]
 
 
+class AsymmetricObservation(NamedTuple):
+    """An observation read by actor and critic from two keys of a dict.
+
+    Also the structure of their normalization statistics (one
+    ``RunningMeanStd`` per part) and of everything stored per observation."""
+
+    actor: Any  # [..., *obs_shape] what the policy reads (``obs_key``)
+    critic: Any  # [..., *critic_obs_shape] what the critic reads (``critic_obs_key``)
+
+
+def actor_part(tree: Any) -> Any:
+    """The actor's part of an observation (or of its statistics): itself
+    unless it is an :class:`AsymmetricObservation`."""
+    return tree.actor if isinstance(tree, AsymmetricObservation) else tree
+
+
+def critic_part(tree: Any) -> Any:
+    """The critic's part of an observation (or of its statistics)."""
+    return tree.critic if isinstance(tree, AsymmetricObservation) else tree
+
+
 class Environment(Protocol):
     """What ppo_jax steps: the gymnax 1.x ``Environment`` interface."""
 
@@ -62,6 +85,22 @@ class EnvSpec(NamedTuple):
     action_low: np.ndarray | None  # Box bounds, float32 [action_dim]; None if discrete
     action_high: np.ndarray | None
     max_episode_steps: int | None  # params.max_steps_in_episode, when it has one
+    # The critic's observation when it reads another key (critic_obs_key);
+    # None: the critic sees what the actor sees.
+    critic_obs_shape: tuple[int, ...] | None = None
+    critic_obs_dtype: np.dtype | None = None
+
+    def for_critic(self) -> EnvSpec:
+        """This spec as the critic sees it: ``obs_shape``/``obs_dtype`` are the
+        critic's observation's (build a critic network from this)."""
+        if self.critic_obs_shape is None or self.critic_obs_dtype is None:
+            return self
+        return self._replace(
+            obs_shape=self.critic_obs_shape,
+            obs_dtype=self.critic_obs_dtype,
+            critic_obs_shape=None,
+            critic_obs_dtype=None,
+        )
 
 
 class EnvSetup(NamedTuple):
@@ -73,19 +112,26 @@ class EnvSetup(NamedTuple):
 
 
 class ObservationKey:
-    """Reads one key of a dict-observation environment, in ``obs`` and in
+    """Reads one key of a dict-observation environment (or two, as an
+    :class:`AsymmetricObservation`, with ``critic_key``), in ``obs`` and in
     ``info["final_observation"]``; everything else passes through."""
 
-    def __init__(self, env: Environment, key: str):
+    def __init__(self, env: Environment, key: str, critic_key: str | None = None):
         self.env = env
         self.key = key
+        self.critic_key = critic_key
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.env, name)
 
+    def read(self, obs: Any) -> Any:
+        if self.critic_key is None:
+            return obs[self.key]
+        return AsymmetricObservation(obs[self.key], obs[self.critic_key])
+
     def reset(self, key: jax.Array, params: PyTree) -> tuple[Observation, PyTree]:
         obs, state = self.env.reset(key, params)
-        return obs[self.key], state
+        return self.read(obs), state
 
     def step(
         self, key: jax.Array, state: PyTree, action: jax.Array, params: PyTree
@@ -93,9 +139,9 @@ class ObservationKey:
         obs, state, reward, terminated, truncated, info = self.env.step(
             key, state, action, params
         )
-        final = info["final_observation"][self.key]
+        final = self.read(info["final_observation"])
         return (
-            obs[self.key],
+            self.read(obs),
             state,
             reward,
             terminated,
@@ -117,13 +163,20 @@ def describe(env: Environment) -> str:
 
 
 def inspect_environment(
-    env: Environment, params: PyTree, obs_key: str | None, label: str
+    env: Environment,
+    params: PyTree,
+    obs_key: str | None,
+    label: str,
+    critic_obs_key: str | None = None,
 ) -> EnvSetup:
     """Check ``env`` against the contract and describe it.
 
+    With ``critic_obs_key`` the returned env's observations are
+    :class:`AsymmetricObservation` s of the two keys.
+
     Raises:
-        ConfigError: one sentence naming what does not fit (``env_name`` or
-            ``obs_key``).
+        ConfigError: one sentence naming what does not fit (``env_name``,
+            ``obs_key`` or ``critic_obs_key``).
     """
 
     def refuse(what: str) -> ConfigError:
@@ -143,24 +196,33 @@ def inspect_environment(
     if not isinstance(reset, tuple) or len(reset) != 2:
         raise refuse("reset must return (obs, state)")
     obs = reset[0]
+    critic_obs = None
     if isinstance(obs, Mapping):
         keys = ", ".join(sorted(map(str, obs)))
-        if obs_key is None or obs_key not in obs:
-            raise ConfigError(
-                "obs_key",
-                obs_key,
-                f"one of the keys of {label}'s dict observations ({keys})",
-            )
+        for name, value in (("obs_key", obs_key), ("critic_obs_key", critic_obs_key)):
+            if value not in obs and (name == "obs_key" or value is not None):
+                raise ConfigError(
+                    name,
+                    value,
+                    f"one of the keys of {label}'s dict observations ({keys})",
+                )
+        assert obs_key is not None  # checked just above
         env = ObservationKey(env, obs_key)
         obs = obs[obs_key]
-    elif obs_key is not None:
-        raise ConfigError(
-            "obs_key", obs_key, f"none for {label}, whose observations are arrays"
-        )
-    if not isinstance(obs, jax.ShapeDtypeStruct):
-        raise refuse(
-            f"observations must be arrays or dicts of arrays, not {type(obs).__name__}"
-        )
+        if critic_obs_key is not None:
+            critic_obs = reset[0][critic_obs_key]
+    else:
+        for name, value in (("obs_key", obs_key), ("critic_obs_key", critic_obs_key)):
+            if value is not None:
+                raise ConfigError(
+                    name, value, f"none for {label}, whose observations are arrays"
+                )
+    for part in (obs, critic_obs):
+        if part is not None and not isinstance(part, jax.ShapeDtypeStruct):
+            raise refuse(
+                "observations must be arrays or dicts of arrays, not "
+                f"{type(part).__name__}"
+            )
 
     if discrete:
         action = jnp.zeros((), jnp.int32)
@@ -200,6 +262,10 @@ def inspect_environment(
             'step\'s info must hold "final_observation" (the observation before '
             f"an auto-reset) of the observations' shape {obs.shape}"
         )
+    if critic_obs is not None:
+        assert isinstance(env, ObservationKey)
+        env = ObservationKey(env.env, env.key, critic_obs_key)
+        _check_critic_obs(env, params, key, action, critic_obs, refuse)
     limit = getattr(params, "max_steps_in_episode", None)
     spec = EnvSpec(
         obs_shape=tuple(obs.shape),
@@ -209,8 +275,36 @@ def inspect_environment(
         action_low=low,
         action_high=high,
         max_episode_steps=None if limit is None else int(limit),
+        critic_obs_shape=None if critic_obs is None else tuple(critic_obs.shape),
+        critic_obs_dtype=None if critic_obs is None else np.dtype(critic_obs.dtype),
     )
     return EnvSetup(env, params, spec)
+
+
+def _check_critic_obs(
+    env: ObservationKey,
+    params: PyTree,
+    key: jax.Array,
+    action: jax.Array,
+    reset_obs: jax.ShapeDtypeStruct,
+    refuse: Callable[[str], ConfigError],
+) -> None:
+    """The critic's key has reset's shape in step's obs and final observation."""
+
+    def one_step() -> Any:
+        _, state = env.reset(key, params)
+        return env.step(key, state, action, params)
+
+    next_obs, *_, info = _trace(refuse, "step(key, state, action, params)", one_step)
+    for what, part in (("observation", next_obs), ("final_observation", None)):
+        if part is None:
+            part = info["final_observation"]
+        shape = getattr(part.critic, "shape", None)
+        if shape != reset_obs.shape:
+            raise refuse(
+                f"the critic's key {env.critic_key!r} has shape {shape} in step's "
+                f"{what}, {reset_obs.shape} in reset's"
+            )
 
 
 def _action_space(

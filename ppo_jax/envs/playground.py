@@ -24,6 +24,7 @@ import jax
 
 from ppo_jax.envs.contract import Environment, PyTree
 from ppo_jax.envs.state_api import StateEnv
+from ppo_jax.rendering import headless_opengl_default
 from ppo_jax.schema import ConfigError
 
 BACKENDS = ("jax", "warp")
@@ -41,6 +42,7 @@ def make(task: str, label: str, backend: str | None) -> tuple[Environment, PyTre
             "an installed family: MuJoCo Playground is missing "
             "(pip install -e '.[playground]')",
         )
+    headless_opengl_default()  # before MuJoCo is imported: GIFs off-screen
     from mujoco_playground import registry
     from mujoco_playground._src import mjx_env
 

@@ -41,6 +41,9 @@ class BraxStyleEnv(Protocol):
     @property
     def action_size(self) -> int: ...
 
+    @property
+    def dt(self) -> float | jax.Array: ...  # seconds per env step (rendering)
+
 
 @struct.dataclass
 class StateEnvParams:

@@ -11,7 +11,10 @@ leading batch axes (none when evaluating one step).
   Gaussian mean, or the logits of a discrete policy) and ``log_std``
   ``[action_dim]`` when ``policy_std="learned"`` (the actor creates and owns
   that parameter; ``None`` otherwise);
-- the critic returns one value per observation, ``[...]``.
+- the critic returns one value per observation, ``[...]``. With
+  ``critic_obs_key`` (an asymmetric actor-critic) its observations are the
+  critic's own, ``[..., *spec.for_critic().obs_shape]``: build it from
+  ``spec.for_critic()``.
 
 Factories are registered by name in :data:`NETWORKS` (``--network mlp``);
 ``--network module:factory`` or ``make_train(config, network=factory)`` brings
@@ -151,10 +154,14 @@ def check_networks(
                 f"with {error_summary(e)})"
             ) from e
 
+    critic_spec = spec.for_critic()
     for lead in ((), (2, 3)):
         obs = jax.ShapeDtypeStruct(lead + spec.obs_shape, spec.obs_dtype)
         actor_out = output_shape("actor", networks.actor, obs)
-        value = output_shape("critic", networks.critic, obs)
+        critic_obs = jax.ShapeDtypeStruct(
+            lead + critic_spec.obs_shape, critic_spec.obs_dtype
+        )
+        value = output_shape("critic", networks.critic, critic_obs)
         if not isinstance(actor_out, ActorOutput):
             raise refuse(
                 f"actor returns an ActorOutput(out, log_std), not a "
@@ -181,5 +188,6 @@ def check_networks(
         if getattr(value, "shape", None) != lead:
             raise refuse(
                 f"critic returns one value per observation: shape {lead} for "
-                f"observations {obs.shape}, not {getattr(value, 'shape', None)}"
+                f"observations {critic_obs.shape}, not "
+                f"{getattr(value, 'shape', None)}"
             )

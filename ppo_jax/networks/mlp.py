@@ -183,13 +183,16 @@ def make_mlp_networks(spec: EnvSpec, config: PPOConfig) -> ActorCritic:
         config.ortho_init,
         learned_std=config.policy_std == "learned",
     )
-    critic = Critic(hidden, ndim, config.activation, config.ortho_init)
+    critic_spec = spec.for_critic()
+    critic = Critic(
+        hidden, len(critic_spec.obs_shape), config.activation, config.ortho_init
+    )
     dummy = jnp.zeros(spec.obs_shape, spec.obs_dtype)
     return ActorCritic(
         actor=Network(
             init=lambda key, hp: actor.init(key, dummy, hp.init_log_std),
             apply=lambda params, obs: cast(ActorOutput, actor.apply(params, obs)),
         ),
-        critic=flax_network(critic, spec),
+        critic=flax_network(critic, critic_spec),
         critic_width=max(hidden),
     )

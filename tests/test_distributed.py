@@ -1,0 +1,98 @@
+"""One run over two processes (jax.distributed, CPU collectives through gloo):
+the same numbers as one process, and only process 0 writes the run directory.
+
+Each process has its own CPU device; the 4 seeds are sharded 2 + 2 across the
+processes, as they would be across two hosts.
+"""
+
+import socket
+import subprocess
+import sys
+
+import jax
+import numpy as np
+import pytest
+from conftest import ENV
+
+from ppo_jax.evaluation import load_run
+from ppo_jax.rundir import read_rows
+
+ARGS = [
+    "--num-envs", "4", "--rollout-length", "50", "--max-episode-steps", "50",
+    "--total-timesteps", "800", "--hidden-sizes", "16,16", "--save-freq", "2",
+    "--num-seeds", "4", "--quiet",
+]  # fmt: skip
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+# One CPU device per process, whatever the caller's XLA_FLAGS say.
+ONE_DEVICE = {k: v for k, v in ENV.items() if k != "XLA_FLAGS"}
+
+
+def train(cwd, *extra):
+    return subprocess.Popen(
+        [sys.executable, "-m", "ppo_jax.train", *ARGS, "--run-dir", "run", *extra],
+        cwd=cwd, env=ONE_DEVICE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        text=True,
+    )  # fmt: skip
+
+
+def finish(proc):
+    out, err = proc.communicate(timeout=300)
+    assert proc.returncode == 0, err
+    return out
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory):
+    """``(one, two, first, second)``: the directories of a 1-process run and of
+    a 2-process run's processes 0 and 1 (each started in its own folder)."""
+    one, first, second = (tmp_path_factory.mktemp(n) for n in ("one", "p0", "p1"))
+    coordinator = f"127.0.0.1:{free_port()}"
+    procs = [
+        train(cwd, "--coordinator", coordinator, "--num-processes", "2",
+              "--process-id", str(i))
+        for i, cwd in enumerate((first, second))
+    ]  # fmt: skip
+    outs = [finish(p) for p in procs]
+    finish(train(one))
+    return one, first, second, outs
+
+
+def test_two_processes_equal_one_up_to_rounding(runs):
+    one, first, _, outs = runs
+    assert "4 runs, 2 device(s)" in outs[0]  # one mesh over both processes
+    single, double = read_rows(one / "run"), read_rows(first / "run")
+    assert len(single) == len(double) == 4 * 4  # 4 iterations x 4 seeds
+    for a, b in zip(single, double, strict=True):
+        assert (a["iteration"], a["run"]) == (b["iteration"], b["run"])
+        for field in ("mean_return", "actor_loss", "critic_loss", "entropy"):
+            np.testing.assert_allclose(b[field], a[field], rtol=1e-4, atol=1e-5)
+    # The checkpoint process 0 wrote holds every run (gathered from both).
+    for run in range(4):
+        (_, mine), (_, theirs) = (load_run(d / "run", run) for d in (first, one))
+        leaves = [jax.tree.leaves(r.agent) for r in (mine, theirs)]
+        for x, y in zip(*leaves, strict=True):
+            np.testing.assert_allclose(x, y, rtol=1e-4, atol=1e-5)
+
+
+def test_only_process_zero_writes_the_run_directory(runs):
+    _, first, second, outs = runs
+    names = {p.name for p in (first / "run").iterdir()}
+    assert {"metrics.csv", "checkpoint.msgpack", "config.json"} <= names
+    assert not (second / "run").exists()  # process 1 wrote nothing at all
+    assert outs[1] == ""  # nor printed
+    assert "final:" in outs[0]
+
+
+def test_process_flags_without_a_coordinator_are_refused(tmp_path):
+    proc = train(tmp_path, "--num-processes", "2")
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 2
+    assert err.strip() == "error: --num-processes and --process-id need --coordinator"
+    assert not (tmp_path / "run").exists()
