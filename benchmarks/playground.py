@@ -1,7 +1,7 @@
 """MuJoCo Playground throughput: env-only ceiling beside training steps/s.
 
     pip install -e '.[playground]'
-    python benchmarks/playground.py                      # about 6 minutes on 2 cores
+    python benchmarks/playground.py              # 6 min on 2 cores, +20 for CheetahRun
     python benchmarks/playground.py --tasks CartpoleBalance --num-envs 128
     python benchmarks/playground.py --tasks CheetahRun    # replaces its row only
 

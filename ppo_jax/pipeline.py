@@ -60,6 +60,13 @@ class Metrics(NamedTuple):
     epochs: jax.Array  # float32, epochs run (fewer than update_epochs: KL stop)
     all_finite: jax.Array  # bool: losses and all parameters finite after it
 
+    @staticmethod
+    def zeros() -> Metrics:
+        """Every metric 0 (False), in its dtype: rows that are dropped."""
+        i32, f32 = jnp.int32, jnp.float32
+        dtypes = (i32, i32, f32, f32, i32, f32, f32, f32, f32, f32, jnp.bool_)
+        return Metrics(*(jnp.zeros((), dtype) for dtype in dtypes))
+
 
 Init: TypeAlias = Callable[[jax.Array, Hyperparams], RunnerState]
 IterationStep: TypeAlias = Callable[
@@ -256,13 +263,16 @@ def make_chunk(pipeline: Pipeline, chunk_iterations: int) -> Chunk:
     total = pipeline.config.num_iterations
 
     def run_chunk(runner: RunnerState, hp: Hyperparams) -> tuple[RunnerState, Metrics]:
+        def step(runner: RunnerState) -> tuple[RunnerState, Metrics]:
+            return pipeline.iteration_step(runner, hp)
+
+        def skip(runner: RunnerState) -> tuple[RunnerState, Metrics]:
+            return runner, Metrics.zeros()
+
         def body(runner: RunnerState, _: None) -> tuple[RunnerState, Metrics]:
-            new_runner, metrics = pipeline.iteration_step(runner, hp)
-            active = runner.iteration < total
-            runner = jax.tree.map(
-                lambda new, old: jnp.where(active, new, old), new_runner, runner
-            )
-            return runner, metrics
+            # A branch, not a select of every leaf: less to compile, and the
+            # iterations past the end are not computed (vmapped, both are).
+            return jax.lax.cond(runner.iteration < total, step, skip, runner)
 
         return jax.lax.scan(body, runner, None, length=chunk_iterations)
 

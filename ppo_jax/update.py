@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import NamedTuple, TypeAlias, TypeVar
+from typing import Any, NamedTuple, TypeAlias, TypeVar
 
 import jax
 import jax.numpy as jnp
 import optax
 from flax import struct
+from jax.flatten_util import ravel_pytree
 
 from ppo_jax.config import Hyperparams, PPOConfig
-from ppo_jax.envs.contract import critic_part
+from ppo_jax.envs.contract import PyTree, critic_part
 from ppo_jax.losses import (
     approx_kl,
     clipped_surrogate_loss,
@@ -97,6 +98,16 @@ def init_agent(
     return AgentState(actor_params, critic_params, opt_state)
 
 
+def random_permutation(key: jax.Array, n: int) -> jax.Array:
+    """A uniformly random permutation of ``arange(n)`` (int32 ``[n]``): the
+    order of ``n`` random 32-bit numbers. One sort, where
+    ``jax.random.permutation`` runs two rounds of key splitting and sorting
+    (measured on the 2-core CPU: 330 vs 700 us for n = 2048, a fifth of the
+    matched configuration's update). Equal numbers (probability about
+    ``n**2 / 2**33``, 5e-4 for 2048) keep their index order."""
+    return jnp.argsort(jax.random.bits(key, (n,), jnp.uint32)).astype(jnp.int32)
+
+
 def shuffled_minibatches(key: jax.Array, batch: Tree, num_minibatches: int) -> Tree:
     """Split every ``[B, ...]`` leaf of ``batch`` into ``[M, B // M, ...]``.
 
@@ -105,7 +116,7 @@ def shuffled_minibatches(key: jax.Array, batch: Tree, num_minibatches: int) -> T
     guarantees it).
     """
     size = jax.tree.leaves(batch)[0].shape[0]
-    permutation = jax.random.permutation(key, size)
+    permutation = random_permutation(key, size)
     return jax.tree.map(
         lambda x: x[permutation].reshape(
             (num_minibatches, size // num_minibatches) + x.shape[1:]
@@ -148,34 +159,52 @@ def make_update(networks: ActorCritic, policy: Policy, config: PPOConfig) -> Upd
         kl = approx_kl(jax.lax.stop_gradient(log_prob), minibatch.old_log_prob)
         return total, (surrogate, v_loss, entropy, kl)
 
-    grad_fn = jax.grad(loss_fn, has_aux=True)
+    def flat_loss(
+        flat: tuple[PyTree, ...],
+        unravel: Callable[[tuple[PyTree, ...]], tuple[Params, Params]],
+        minibatch: Batch,
+        hp: Hyperparams,
+    ) -> tuple[jax.Array, tuple[jax.Array, ...]]:
+        return loss_fn(unravel(flat), minibatch, hp)
+
+    grad_fn = jax.grad(flat_loss, has_aux=True)
 
     def update(
         agent: AgentState, batch: Batch, key: jax.Array, hp: Hyperparams
     ) -> tuple[AgentState, UpdateInfo]:
         tx = make_optimizer(hp, config)
+        # Small networks: the gradient steps work on each optimizer's
+        # parameters as one flat vector (its Adam moments too). A step then
+        # costs mostly per-operation overhead, and per-leaf clipping, moments
+        # and updates are ~4 operations for each of ~13 leaves (64-wide
+        # matched configuration: 98 -> 87 us a step on the 2-core CPU). Large
+        # ones keep their leaves: XLA fuses each leaf's Adam into one pass, the
+        # flat vector takes several (256-wide: 590 -> 900 us). Same arithmetic,
+        # elementwise; the global norm sums in another order.
+        size = sum(x.size for x in jax.tree.leaves(_groups(agent, config.optimizer)))
+        if size <= FLAT_PARAMETERS_MAX:
+            flat, unravel = _flatten_groups(agent, config.optimizer)
+            flat_states = _flatten_states(agent, config.optimizer)
+        else:
+            flat = _groups(agent, config.optimizer)
+            unravel = _regroup(config.optimizer)
+            flat_states = _states(agent, config.optimizer)
 
         def gradient_step(
-            agent: AgentState, minibatch: Batch
-        ) -> tuple[AgentState, tuple[jax.Array, ...]]:
-            params = (agent.actor_params, agent.critic_params)
-            grads, info = grad_fn(params, minibatch, hp)
-            if config.optimizer == "joint":
-                updates, opt_state = tx.update(grads, agent.opt_state, params)
-            else:
-                pairs = [
-                    tx.update(g, s, p)
-                    for g, s, p in zip(grads, agent.opt_state, params, strict=True)
-                ]
-                updates = (pairs[0][0], pairs[1][0])
-                opt_state = (pairs[0][1], pairs[1][1])
-            actor_params, critic_params = optax.apply_updates(params, updates)
-            return AgentState(actor_params, critic_params, opt_state), info
+            carry: FlatAgent, minibatch: Batch
+        ) -> tuple[FlatAgent, tuple[jax.Array, ...]]:
+            flat, states = carry
+            grads, info = grad_fn(flat, unravel, minibatch, hp)
+            steps = [tx.update(g, s) for g, s in zip(grads, states, strict=True)]
+            flat = tuple(
+                optax.apply_updates(v, u) for v, (u, _) in zip(flat, steps, strict=True)
+            )
+            return (flat, tuple(s for _, s in steps)), info
 
         def epoch(
-            carry: tuple[AgentState, jax.Array], epoch_key: jax.Array
+            carry: tuple[FlatAgent, jax.Array], epoch_key: jax.Array
         ) -> tuple[
-            tuple[AgentState, jax.Array], tuple[tuple[jax.Array, ...], jax.Array]
+            tuple[FlatAgent, jax.Array], tuple[tuple[jax.Array, ...], jax.Array]
         ]:
             agent, stopped = carry
             if num_minibatches == 1:
@@ -192,11 +221,18 @@ def make_update(networks: ActorCritic, policy: Policy, config: PPOConfig) -> Upd
             stopped = jnp.logical_or(stopped, info[3] > hp.target_kl)
             return (agent, stopped), (info, ran)
 
-        (agent, _), (info, ran) = jax.lax.scan(
+        ((flat, flat_states), _), (info, ran) = jax.lax.scan(
             epoch,
-            (agent, jnp.zeros((), jnp.bool_)),
+            ((flat, flat_states), jnp.zeros((), jnp.bool_)),
             jax.random.split(key, config.update_epochs),
         )
+        if size <= FLAT_PARAMETERS_MAX:
+            agent = _unflatten_agent(
+                agent, flat, flat_states, unravel, config.optimizer
+            )
+        else:
+            opt_state = flat_states[0] if config.optimizer == "joint" else flat_states
+            agent = AgentState(*unravel(flat), opt_state)
         weights = ran.astype(jnp.float32)
         epochs = weights.sum()
         actor_loss, critic_loss, entropy, kl = (
@@ -205,3 +241,99 @@ def make_update(networks: ActorCritic, policy: Policy, config: PPOConfig) -> Upd
         return agent, UpdateInfo(actor_loss, critic_loss, entropy, kl, epochs)
 
     return update
+
+
+# Each optimizer's parameters as one flat vector, and its state with every
+# parameter-shaped subtree (Adam's moments) flattened alike: one group
+# (actor, critic) with the joint optimizer, two groups with separate ones.
+# (Above FLAT_PARAMETERS_MAX floats the groups keep their tree layout.)
+FlatAgent: TypeAlias = tuple[tuple[PyTree, ...], tuple[optax.OptState, ...]]
+FLAT_PARAMETERS_MAX = 32_768
+
+
+def _regroup(
+    optimizer: str,
+) -> Callable[[tuple[PyTree, ...]], tuple[Params, Params]]:
+    """``groups -> (actor, critic)`` for groups kept as trees."""
+
+    def regroup(groups: tuple[PyTree, ...]) -> tuple[Params, Params]:
+        if optimizer == "joint":
+            actor, critic = groups[0]
+            return actor, critic
+        return groups[0], groups[1]
+
+    return regroup
+
+
+def _groups(agent: AgentState, optimizer: str) -> tuple[Params, ...]:
+    if optimizer == "joint":
+        return ((agent.actor_params, agent.critic_params),)
+    return (agent.actor_params, agent.critic_params)
+
+
+def _flatten_groups(
+    agent: AgentState, optimizer: str
+) -> tuple[
+    tuple[jax.Array, ...], Callable[[tuple[jax.Array, ...]], tuple[Params, Params]]
+]:
+    """``(flat vectors, unravel)``; ``unravel(flat) -> (actor, critic)``."""
+    raveled = [ravel_pytree(group) for group in _groups(agent, optimizer)]
+    unravels = [u for _, u in raveled]
+
+    def unravel(flat: tuple[jax.Array, ...]) -> tuple[Params, Params]:
+        groups = [u(v) for u, v in zip(unravels, flat, strict=True)]
+        if optimizer == "joint":
+            return groups[0]
+        return groups[0], groups[1]
+
+    return tuple(v for v, _ in raveled), unravel
+
+
+def _states(agent: AgentState, optimizer: str) -> tuple[optax.OptState, ...]:
+    return (agent.opt_state,) if optimizer == "joint" else tuple(agent.opt_state)
+
+
+def _like(group: Params) -> Callable[[PyTree], bool]:
+    """Is a subtree shaped like ``group`` (a moment of an optimizer's state)?"""
+    structure: Any = jax.tree.structure(group)
+    return lambda x: bool(jax.tree.structure(x) == structure)
+
+
+def _flatten_state(group: Params, state: optax.OptState) -> optax.OptState:
+    like = _like(group)
+    return jax.tree.map(
+        lambda x: ravel_pytree(x)[0] if like(x) else x, state, is_leaf=like
+    )
+
+
+def _unflatten_state(
+    group: Params, state: optax.OptState, flat_state: optax.OptState
+) -> optax.OptState:
+    """``flat_state``'s values in ``state``'s layout."""
+    like, unravel = _like(group), ravel_pytree(group)[1]
+    return jax.tree.map(
+        lambda old, new: unravel(new) if like(old) else new,
+        state,
+        flat_state,
+        is_leaf=like,
+    )
+
+
+def _flatten_states(agent: AgentState, optimizer: str) -> tuple[optax.OptState, ...]:
+    groups, states = _groups(agent, optimizer), _states(agent, optimizer)
+    return tuple(map(_flatten_state, groups, states))
+
+
+def _unflatten_agent(
+    agent: AgentState,
+    flat: tuple[jax.Array, ...],
+    flat_states: tuple[optax.OptState, ...],
+    unravel: Callable[[tuple[jax.Array, ...]], tuple[Params, Params]],
+    optimizer: str,
+) -> AgentState:
+    """``agent`` (its tree layout, as checkpoints hold it) with new values."""
+    actor_params, critic_params = unravel(flat)
+    groups, states = _groups(agent, optimizer), _states(agent, optimizer)
+    new_states = tuple(map(_unflatten_state, groups, states, flat_states))
+    opt_state = new_states[0] if optimizer == "joint" else new_states
+    return AgentState(actor_params, critic_params, opt_state)
