@@ -5,9 +5,8 @@ vmapped together (a leading ``[R]`` axis on every leaf of the runner state and
 the metrics) and the run axis is sharded across all devices with
 ``jax.sharding`` (every process's, after
 :func:`ppo_jax.distributed.initialize`); a single run instead shards its
-environment axis. Each run
-equals ``make_train(config with its setting)`` called alone with its key (up to
-float rounding).
+environment axis. Each run equals ``make_train(config with its setting)``
+called alone with its key (up to float rounding).
 """
 
 from __future__ import annotations
