@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+import contextlib
 import platform
 import statistics
+import subprocess
 import time
+from collections.abc import Iterator
+from pathlib import Path
 
 import jax
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def cpu_model() -> str:
@@ -63,3 +69,28 @@ def timed(fn, *args, repeats: int, warmup: bool = False) -> tuple[float, float]:
         jax.block_until_ready(compiled(*args))
         runs.append(time.perf_counter() - t)
     return compile_s, statistics.median(runs)
+
+
+@contextlib.contextmanager
+def baseline_worktree(commit: str, parent: Path) -> Iterator[Path]:
+    """``commit`` checked out in a detached git worktree ``parent/baseline``,
+    removed again on exit."""
+    tree = parent / "baseline"
+    subprocess.run(
+        ["git", "-C", str(ROOT), "worktree", "add", "-q", "--detach", str(tree),
+         commit],
+        check=True,
+    )  # fmt: skip
+    try:
+        yield tree
+    finally:
+        subprocess.run(
+            ["git", "-C", str(ROOT), "worktree", "remove", "--force", str(tree)],
+            check=False,
+        )
+
+
+def check_imported_from(tree: Path, module: str) -> None:
+    """Exit unless a worker's ``ppo_jax.__file__`` (``module``) is in ``tree``."""
+    if tree.resolve() not in Path(module).resolve().parents:
+        raise SystemExit(f"{tree}: imported ppo_jax from {module}, not from the tree")

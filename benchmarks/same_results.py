@@ -24,7 +24,8 @@ from pathlib import Path
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(Path(__file__).parent))
+from common import ROOT, baseline_worktree, check_imported_from  # noqa: E402
 
 # (preset, env, iterations): short, but long enough for a difference in any
 # part of the update to reach the metrics.
@@ -70,9 +71,9 @@ def run_case(tree: Path, case: tuple[str, str, int], out: Path) -> None:
     )
     if proc.returncode:
         raise SystemExit(f"{tree}: {case} failed:\n{proc.stderr[-3000:]}")
-    module = Path(json.loads(proc.stdout.strip().splitlines()[-1])["module"])
-    if tree.resolve() not in module.resolve().parents:
-        raise SystemExit(f"{tree}: imported ppo_jax from {module}, not from the tree")
+    check_imported_from(
+        tree, json.loads(proc.stdout.strip().splitlines()[-1])["module"]
+    )
 
 
 def compare(a: Path, b: Path) -> list[str]:
@@ -93,31 +94,20 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--baseline", default="HEAD", help="git commit to compare to")
     args = parser.parse_args()
-    with tempfile.TemporaryDirectory() as tmp:
-        base = Path(tmp) / "baseline"
-        subprocess.run(
-            ["git", "-C", str(ROOT), "worktree", "add", "-q", "--detach", str(base),
-             args.baseline],
-            check=True,
-        )  # fmt: skip
-        try:
-            failures = 0
-            for case in CASES:
-                mine, theirs = Path(tmp) / "mine.npz", Path(tmp) / "theirs.npz"
-                run_case(ROOT, case, mine)
-                run_case(base, case, theirs)
-                diff = compare(mine, theirs)
-                n = len(np.load(mine).files)
-                status = "identical" if not diff else f"DIFFERENT: {', '.join(diff)}"
-                print(
-                    f"{case[0]:>8} {case[1]:<26} {case[2]:>3} it, {n} arrays: {status}"
-                )
-                failures += bool(diff)
-        finally:
-            subprocess.run(
-                ["git", "-C", str(ROOT), "worktree", "remove", "--force", str(base)],
-                check=False,
-            )
+    with (
+        tempfile.TemporaryDirectory() as tmp,
+        baseline_worktree(args.baseline, Path(tmp)) as base,
+    ):
+        failures = 0
+        for case in CASES:
+            mine, theirs = Path(tmp) / "mine.npz", Path(tmp) / "theirs.npz"
+            run_case(ROOT, case, mine)
+            run_case(base, case, theirs)
+            diff = compare(mine, theirs)
+            n = len(np.load(mine).files)
+            status = "identical" if not diff else f"DIFFERENT: {', '.join(diff)}"
+            print(f"{case[0]:>8} {case[1]:<26} {case[2]:>3} it, {n} arrays: {status}")
+            failures += bool(diff)
     print(
         f"baseline {args.baseline}: {len(CASES) - failures} of {len(CASES)} identical"
     )

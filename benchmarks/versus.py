@@ -40,9 +40,13 @@ from datetime import date
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
-from common import cpu_model  # noqa: E402
+from common import (  # noqa: E402
+    ROOT,
+    baseline_worktree,
+    check_imported_from,
+    cpu_model,
+)
 
-ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results"
 
 MATCHED = dict(
@@ -92,11 +96,6 @@ def clean_env(tree: Path, home: Path) -> dict[str, str]:
     return env
 
 
-def check_tree(tree: Path, module: str) -> None:
-    if tree.resolve() not in Path(module).resolve().parents:
-        raise SystemExit(f"{tree}: imported ppo_jax from {module}, not from the tree")
-
-
 def training_sps(tree: Path, case: str, repeats: int, home: Path) -> float:
     fields, timesteps = TRAINING_CASES[case]
     proc = subprocess.run(
@@ -107,7 +106,7 @@ def training_sps(tree: Path, case: str, repeats: int, home: Path) -> float:
     if proc.returncode:
         raise SystemExit(f"{tree}: {case} failed:\n{proc.stderr[-3000:]}")
     out = json.loads(proc.stdout.strip().splitlines()[-1])
-    check_tree(tree, out["module"])
+    check_imported_from(tree, out["module"])
     return statistics.median(out["sps"])
 
 
@@ -176,26 +175,17 @@ def main() -> int:
     ).stdout.strip()  # fmt: skip
     results: dict = {"rounds": args.rounds, "baseline": args.baseline, "head": head}
     results["cases"] = {c: {"baseline": [], "current": []} for c in args.cases}
-    with tempfile.TemporaryDirectory() as tmp:
-        base = Path(tmp) / "baseline"
-        subprocess.run(
-            ["git", "-C", str(ROOT), "worktree", "add", "-q", "--detach", str(base),
-             args.baseline],
-            check=True,
-        )  # fmt: skip
-        try:
-            for r in range(args.rounds):
-                sides = [("baseline", base), ("current", ROOT)]
-                for side, tree in sides if r % 2 == 0 else sides[::-1]:
-                    for case in args.cases:
-                        value = measure(tree, case, args.repeats, Path(tmp))
-                        results["cases"][case][side].append(value)
-                        print(f"round {r + 1} {side:>8} {case:<13} {value:,.2f}")
-        finally:
-            subprocess.run(
-                ["git", "-C", str(ROOT), "worktree", "remove", "--force", str(base)],
-                check=False,
-            )
+    with (
+        tempfile.TemporaryDirectory() as tmp,
+        baseline_worktree(args.baseline, Path(tmp)) as base,
+    ):
+        for r in range(args.rounds):
+            sides = [("baseline", base), ("current", ROOT)]
+            for side, tree in sides if r % 2 == 0 else sides[::-1]:
+                for case in args.cases:
+                    value = measure(tree, case, args.repeats, Path(tmp))
+                    results["cases"][case][side].append(value)
+                    print(f"round {r + 1} {side:>8} {case:<13} {value:,.2f}")
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / f"{args.out}.json").write_text(json.dumps(results, indent=1))
     text = table(results, args.baseline, head)

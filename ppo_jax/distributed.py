@@ -10,15 +10,13 @@ data through gloo); ``jax.devices()`` then lists every process's devices and
 the experiment's mesh spans them, so the runs are sharded across hosts as
 across local devices. Process 0 alone writes the run directory and prints;
 the others compute their share and take part in the collectives that bring
-metrics and checkpoints together (:func:`gather`).
+metrics and checkpoints together (``Experiment.gather``).
 """
 
 from __future__ import annotations
 
 import jax
-from jax.sharding import NamedSharding, PartitionSpec
 
-from ppo_jax.envs.contract import PyTree
 from ppo_jax.schema import ConfigError
 
 
@@ -49,18 +47,3 @@ def initialize(coordinator: str, num_processes: int, process_id: int) -> None:
 def is_writer() -> bool:
     """True in the process that writes the run directory and prints (0)."""
     return jax.process_index() == 0
-
-
-def gather(tree: PyTree, sharding: PyTree | None) -> PyTree:
-    """``tree``'s values on the host of every process.
-
-    With one process this is ``jax.device_get``; with several, a sharded
-    ``tree`` is first replicated onto every device (an all-gather XLA runs,
-    in which every process must take part).
-    """
-    if jax.process_count() == 1 or sharding is None:
-        return jax.device_get(tree)
-    mesh = jax.tree.leaves(sharding)[0].mesh
-    replicated = NamedSharding(mesh, PartitionSpec())
-    whole = jax.jit(lambda x: x, out_shardings=replicated)(tree)
-    return jax.device_get(whole)  # replicated: every process holds all of it

@@ -19,7 +19,6 @@ import jax
 import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
-from ppo_jax import distributed
 from ppo_jax.envs.contract import PyTree
 from ppo_jax.pipeline import Chunk, Init, Pipeline, RunnerState, make_chunk
 from ppo_jax.runspec import RunSpec
@@ -62,10 +61,21 @@ class Experiment:
             in_shardings=(key_sharding, hp_sharding),
             out_shardings=runner_sharding,
         )
+        # With a mesh over several processes, metrics and checkpoints are
+        # replicated on every device (each process reads all of them); with
+        # one process they stay where XLA puts them.
+        replicated = None
+        if self.mesh is not None and jax.process_count() > 1:
+            replicated = NamedSharding(self.mesh, PartitionSpec())
         self._chunk = jax.jit(
             chunk,
             in_shardings=(runner_sharding, hp_sharding),
-            out_shardings=(runner_sharding, self._metrics_sharding()),
+            out_shardings=(runner_sharding, replicated),
+        )
+        self._replicate = (
+            None
+            if replicated is None
+            else jax.jit(lambda x: x, out_shardings=replicated)
         )
         self.runner_sharding = runner_sharding
 
@@ -83,14 +93,6 @@ class Experiment:
                 "everything runs on the first device"
             )
         return Mesh(np.asarray(devices), ("devices",)), None
-
-    def _metrics_sharding(self) -> NamedSharding | None:
-        """Metrics replicated on every device when the mesh spans processes
-        (each process reads all of them; an all-gather of a few scalars), else
-        where XLA puts them."""
-        if self.mesh is None or jax.process_count() == 1:
-            return None
-        return NamedSharding(self.mesh, PartitionSpec())
 
     def _along_runs(self, tree: PyTree) -> PyTree:
         """Batched: split the leading run axis; single run: replicate."""
@@ -135,9 +137,13 @@ class Experiment:
         )
 
     def gather(self, runner: RunnerState) -> RunnerState:
-        """The whole runner state on this host (to checkpoint); with several
-        processes, every one of them must call this (a collective)."""
-        return distributed.gather(runner, self.runner_sharding)
+        """``runner`` with every value readable by this process (to checkpoint):
+        itself with one process; with several, replicated onto every device
+        by an all-gather in which every process must take part, then copied to
+        the host (so that process 0 can write it alone)."""
+        if self._replicate is None:
+            return runner
+        return jax.device_get(self._replicate(runner))
 
     def place(self, runner: RunnerState) -> RunnerState:
         """Put a (restored, host) runner state where the compiled chunk wants it."""

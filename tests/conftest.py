@@ -67,11 +67,25 @@ TINY_ARGS = [
 ENV = {**os.environ, "PYTHONUNBUFFERED": "1"}
 
 
-def run_module(module, *args, timeout=300):
+def run_module(module, *args, timeout=300, env=ENV):
     return subprocess.run(
         [sys.executable, "-m", module, *args],
-        capture_output=True, text=True, timeout=timeout, env=ENV,
+        capture_output=True, text=True, timeout=timeout, env=env,
     )  # fmt: skip
+
+
+# With tests/ on PYTHONPATH: the CLI imports user_components (--env/--network).
+USER_ENV = {
+    **ENV,
+    "PYTHONPATH": os.pathsep.join(
+        [os.path.dirname(os.path.abspath(__file__)), ENV.get("PYTHONPATH", "")]
+    ),
+}
+
+
+def run_cli(*args):
+    """``python -m ppo_jax.train ARGS`` able to import user_components."""
+    return run_module("ppo_jax.train", *args, env=USER_ENV)
 
 
 @pytest.fixture(scope="session")

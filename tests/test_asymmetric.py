@@ -6,16 +6,13 @@ to name, the privileged key the time in the episode, i.e. how many rewards are
 left: the value, but nothing of the action.
 """
 
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import jax
 import numpy as np
 import pytest
 import user_components as uc
-from conftest import ENV
+from conftest import run_cli
 
 from ppo_jax import ConfigError, PPOConfig, build_pipeline, load_policy, make_train
 from ppo_jax.envs.contract import AsymmetricObservation
@@ -103,17 +100,6 @@ def test_privileged_critic_learns_the_value_the_actor_cannot_see():
         losses[critic_obs_key] = np.asarray(metrics.critic_loss)[:, -5:].mean(-1)
     assert (losses["privileged_state"] < 0.1).all(), losses
     assert (losses[None] > 1.0).all(), losses
-
-
-def run_cli(*args):
-    env = {
-        **ENV,
-        "PYTHONPATH": os.pathsep.join([str(TESTS), ENV.get("PYTHONPATH", "")]),
-    }
-    return subprocess.run(
-        [sys.executable, "-m", "ppo_jax.train", *args],
-        capture_output=True, text=True, timeout=300, env=env,
-    )  # fmt: skip
 
 
 ARGS = [

@@ -1,17 +1,14 @@
 """Bring your own environment and network: through Python and the CLI,
 learning with a clear margin, and malformed ones refused before compiling."""
 
-import os
 import re
-import subprocess
-import sys
 from pathlib import Path
 
 import jax
 import numpy as np
 import pytest
 import user_components as uc
-from conftest import ENV
+from conftest import run_cli
 
 from ppo_jax import ConfigError, PPOConfig, build_pipeline, make_train
 from ppo_jax.evaluate import main as evaluate_main
@@ -64,17 +61,6 @@ def test_own_network_factory_trains_through_make_train():
     assert set(runner.agent.actor_params["params"]) == {"logits"}
     assert runner.agent.actor_params["params"]["logits"]["kernel"].shape == (4, 4)
     assert_learned(metrics.mean_return)
-
-
-def run_cli(*args):
-    env = {
-        **ENV,
-        "PYTHONPATH": os.pathsep.join([str(TESTS), ENV.get("PYTHONPATH", "")]),
-    }
-    return subprocess.run(
-        [sys.executable, "-m", "ppo_jax.train", *args],
-        capture_output=True, text=True, timeout=300, env=env,
-    )  # fmt: skip
 
 
 def test_own_env_and_network_from_the_cli(tmp_path, monkeypatch):
