@@ -4,6 +4,7 @@ and write the results table and one learning-curve plot per env.
 
     python benchmarks/learning.py --preset tuned --seeds 8
     python benchmarks/learning.py --preset tutorial --envs Pendulum-v1 --seeds 3
+    python benchmarks/learning.py --envs Pendulum-v1 --network gru --hide-obs 2
 
 Each (preset, env, steps) run is stored as JSON under
 ``benchmarks/results/learning/``; ``benchmarks/results/learning.md`` and the
@@ -37,7 +38,9 @@ sys.path.insert(0, str(Path(__file__).parent))
 from common import machine  # noqa: E402
 
 from ppo_jax import PPOConfig, build_pipeline, make_train  # noqa: E402
+from ppo_jax.envs import preset_config  # noqa: E402
 from ppo_jax.evaluation import evaluate_policy  # noqa: E402
+from ppo_jax.schema import field_kinds, parse_text  # noqa: E402
 from ppo_jax.statistics import format_iqm, summarize  # noqa: E402
 
 RESULTS = Path(__file__).parent / "results"
@@ -89,11 +92,20 @@ def steps_to_threshold(timesteps, curve, threshold):
     return int(timesteps[hits[0] + WINDOW - 1]) if len(hits) else None
 
 
-def run(preset: str, env: str, seeds: int, total_timesteps: int | None, episodes: int):
-    overrides = {"env_name": env}
+def run(
+    preset: str,
+    env: str,
+    seeds: int,
+    total_timesteps: int | None,
+    episodes: int,
+    **fields,
+):
+    """Train and evaluate ``preset`` on ``env`` (with the config ``fields``
+    given, e.g. ``network``) for ``seeds`` seeds; returns the stored record."""
+    overrides = {"env_name": env, **fields}
     if total_timesteps:
         overrides["total_timesteps"] = total_timesteps
-    config = PPOConfig.from_preset(preset, **overrides).validate()
+    config = preset_config(preset, **overrides).validate()
     keys = jax.random.split(jax.random.key(config.seed), seeds)
     train = jax.jit(jax.vmap(make_train(config)))
     t = time.perf_counter()
@@ -127,6 +139,7 @@ def run(preset: str, env: str, seeds: int, total_timesteps: int | None, episodes
         "seeds": seeds,
         "steps": steps,
         "config": config.to_dict(),
+        "set": {k: v for k, v in fields.items() if k not in ("network", "hide_obs")},
         "train_return": last_iterations_return(metrics).tolist(),
         "eval_return": np.asarray(eval_returns).mean(axis=1).tolist(),
         "eval_episodes": episodes,
@@ -152,9 +165,27 @@ def fmt(values) -> str:
 def write_report() -> None:
     runs = [json.loads(p.read_text()) for p in sorted(RUNS.glob("*.json"))]
     order = {env: i for i, env in enumerate(DEFAULT_ENVS)}
-    runs.sort(key=lambda r: (order.get(r["env"], 99), r["preset"], r["steps"]))
+    runs.sort(
+        key=lambda r: (
+            order.get(r["env"], 99),
+            r["env"],
+            r["preset"],
+            variant(r),
+            r["steps"],
+        )
+    )
     (RESULTS / "learning.md").write_text(report(runs))
     plot(runs)
+
+
+def variant(run: dict) -> str:
+    """The network of a stored run, the observation entries it hid and the
+    fields given with ``--set``."""
+    config = run["config"]
+    hidden = config.get("hide_obs")
+    masked = "" if hidden is None else f", hide_obs {','.join(map(str, hidden))}"
+    changed = "".join(f", {k} {v}" for k, v in run.get("set", {}).items())
+    return config.get("network", "mlp") + masked + changed
 
 
 def report(runs: list[dict]) -> str:
@@ -170,15 +201,16 @@ def report(runs: list[dict]) -> str:
         "bootstrap confidence interval (`ppo_jax.statistics`, 2000 resamples,",
         "seed 0).",
         "",
-        "| env | preset | seeds | steps/seed | train return | eval return | "
+        "| env | preset | network | seeds | steps/seed | train return | eval return | "
         "eval return IQM [95% CI] | threshold | steps to threshold | "
         "s to threshold | train s | compile s | steps/s | machine | date |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in runs:
         hit, secs = r["steps_to_threshold"], r["seconds_to_threshold"]
         lines.append(
-            f"| {r['env']} | {r['preset']} | {r['seeds']} | {r['steps']:,} | "
+            f"| {r['env']} | {r['preset']} | {variant(r)} | {r['seeds']} | "
+            f"{r['steps']:,} | "
             f"{fmt(r['train_return'])} | {fmt(r['eval_return'])} | "
             f"{format_iqm(summarize(r['eval_return']))} | "
             f"{'-' if r['threshold'] is None else format(r['threshold'], 'g')} | "
@@ -201,7 +233,10 @@ def plot(runs) -> None:
         for r in (r for r in runs if r["env"] == env):
             x = np.asarray(r["timesteps"])
             mean, std = np.asarray(r["curve_mean"]), np.asarray(r["curve_std"])
-            label = f"{r['preset']} ({r['seeds']} seeds, {r['steps']:,} steps)"
+            label = (
+                f"{r['preset']}, {variant(r)} ({r['seeds']} seeds, "
+                f"{r['steps']:,} steps)"
+            )
             (line,) = ax.plot(x, mean, lw=1.2, label=label)
             ax.fill_between(
                 x, mean - std, mean + std, color=line.get_color(), alpha=0.2
@@ -229,15 +264,45 @@ def main() -> None:
         "--total-timesteps", type=int, default=None, help="default: the preset's"
     )
     p.add_argument("--eval-episodes", type=int, default=20)
+    p.add_argument("--network", default=None, help="default: the preset's")
+    p.add_argument(
+        "--hide-obs",
+        default=None,
+        help="observation entries to hide, comma-separated (a memory task)",
+    )
+    p.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="FIELD=VALUE",
+        help="another config field, as on the command line (repeatable)",
+    )
     p.add_argument("--no-write", action="store_true")
     args = p.parse_args()
+    kinds = {kind.name: kind for kind in field_kinds(PPOConfig)}
+    fields: dict = {}
+    for assignment in args.set:
+        name, _, text = assignment.partition("=")
+        fields[name] = parse_text(kinds[name], text)
+    if args.network is not None:
+        fields["network"] = args.network
+    if args.hide_obs is not None:
+        fields["hide_obs"] = tuple(int(i) for i in args.hide_obs.split(","))
 
     RUNS.mkdir(parents=True, exist_ok=True)
     for env in args.envs:
-        r = run(args.preset, env, args.seeds, args.total_timesteps, args.eval_episodes)
+        r = run(
+            args.preset,
+            env,
+            args.seeds,
+            args.total_timesteps,
+            args.eval_episodes,
+            **fields,
+        )
         hit = r["steps_to_threshold"]
         print(
-            f"{r['preset']} on {env}: {r['seeds']} seeds x {r['steps']:,} steps: "
+            f"{r['preset']} ({variant(r)}) on {env}: {r['seeds']} seeds x "
+            f"{r['steps']:,} steps: "
             f"train return {fmt(r['train_return'])}, eval return "
             f"{fmt(r['eval_return'])}, threshold {r['threshold']} "
             f"{'not reached' if hit is None else f'at {hit:,} steps'}; "
@@ -247,7 +312,13 @@ def main() -> None:
         )
         if not args.no_write:
             slug = env.replace("/", "_")
-            name = f"{r['preset']}_{slug}_{r['steps']}_{r['seeds']}seeds.json"
+            tag = (
+                ""
+                if not fields
+                else "_"
+                + variant(r).replace(", ", "_").replace(" ", "").replace(",", "-")
+            )
+            name = f"{r['preset']}_{slug}{tag}_{r['steps']}_{r['seeds']}seeds.json"
             (RUNS / name).write_text(json.dumps(r) + "\n")
             write_report()
 

@@ -36,6 +36,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 from common import machine, timed  # noqa: E402
 
 from ppo_jax import PPOConfig, build_pipeline, make_train  # noqa: E402
+from ppo_jax.memory import initial_memory  # noqa: E402
 from ppo_jax.rollout import reset_envs  # noqa: E402
 
 RESULTS = Path(__file__).parent / "results"
@@ -87,7 +88,12 @@ def env_ceiling_sps(num_envs: int, steps: int, repeats: int) -> float:
     """vmapped env.step with uniformly random actions, in lax.scan."""
     pipeline = build_pipeline(PPOConfig(num_envs=num_envs))
     env, params, spec = pipeline.setup
-    envs = reset_envs(pipeline.setup, jax.random.key(0), pipeline.config)
+    envs = reset_envs(
+        pipeline.setup,
+        jax.random.key(0),
+        pipeline.config,
+        initial_memory(pipeline.networks, pipeline.config.num_envs),
+    )
     step = jax.vmap(env.step, in_axes=(0, 0, 0, None))
 
     def run(state, key):

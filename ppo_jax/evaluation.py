@@ -74,26 +74,25 @@ def evaluate_policy(
             "max_steps_in_episode",
         )
 
-    def act(obs: jax.Array) -> jax.Array:
-        return policy.mode(actor_params, obs_stats, obs)
-
     def episode(key: jax.Array) -> tuple[jax.Array, jax.Array]:
         reset_key, steps_key = jax.random.split(key)
         obs, state = env.reset(reset_key, env_params)
 
         def step(carry: Any, step_key: jax.Array) -> tuple[Any, None]:
-            obs, state, total, length, running = carry
-            action = act(obs)
+            obs, state, memory, total, length, running = carry
+            # A recurrent actor carries its memory through the episode.
+            action, memory = policy.act(actor_params, obs_stats, obs, memory)
             obs, state, reward, terminated, truncated, _ = env.step(
                 step_key, state, action, env_params
             )
             total = total + jnp.where(running, reward.astype(jnp.float32), 0.0)
             length = length + running.astype(jnp.int32)
             running = running & ~(terminated | truncated)
-            return (obs, state, total, length, running), None
+            return (obs, state, memory, total, length, running), None
 
-        init = (obs, state, jnp.float32(0.0), jnp.int32(0), jnp.bool_(True))
-        (_, _, total, length, _), _ = jax.lax.scan(
+        memory = policy.initial_carry()
+        init = (obs, state, memory, jnp.float32(0.0), jnp.int32(0), jnp.bool_(True))
+        (*_, total, length, _), _ = jax.lax.scan(
             step, init, jax.random.split(steps_key, max_steps)
         )
         return total, length
@@ -160,14 +159,53 @@ def load_policy(
     env: Environment | None = None,
     env_params: PyTree | None = None,
     network: NetworkFactory | None = None,
-) -> NumpyPolicy:
-    """``policy(obs) -> action`` of a run directory: :func:`numpy_policy` of
-    :func:`load_run`. ``run`` picks a run of a multi-seed or sweep directory."""
+) -> NumpyPolicy | RecurrentNumpyPolicy:
+    """The deterministic policy of a run directory: :func:`numpy_policy` of
+    :func:`load_run`. ``run`` picks a run of a multi-seed or sweep directory.
+
+    ``policy(obs) -> action``, or for a recurrent run ``policy(obs, state) ->
+    (action, state)`` (a :class:`RecurrentNumpyPolicy`: ``state=None`` starts an
+    episode)."""
     return numpy_policy(*load_run(run_dir, run, env, env_params, network))
 
 
-def numpy_policy(pipeline: Pipeline, runner: RunnerState) -> NumpyPolicy:
-    """Return ``policy(obs) -> action`` for a loaded run (deterministic).
+class RecurrentNumpyPolicy:
+    """``action, state = policy(obs, state)``: a recurrent run's deterministic
+    policy, which carries its memory from step to step.
+
+    Pass ``state=None`` (or :meth:`initial_state`) at the first step of every
+    episode and the returned ``state`` at the next. ``obs`` is a raw numpy
+    observation ``[*obs_shape]`` or ``[batch, *obs_shape]``; ``state`` has the
+    same leading axes (a batch: one episode per row, all started together).
+    Actions as :func:`numpy_policy` returns them.
+    """
+
+    def __init__(self, pipeline: Pipeline, runner: RunnerState):
+        self._policy = pipeline.policy
+        self._obs_ndim = len(pipeline.spec.obs_shape)
+        self._act = jax.jit(pipeline.policy.act)
+        self._params = runner.agent.actor_params
+        self._stats = runner.envs.obs_stats
+
+    def initial_state(self, batch_shape: tuple[int, ...] = ()) -> PyTree:
+        """The memory at an episode start (numpy leaves ``[*batch_shape, ...]``)."""
+        return jax.device_get(self._policy.initial_carry(batch_shape))
+
+    def __call__(
+        self, obs: np.ndarray, state: PyTree | None = None
+    ) -> tuple[np.ndarray, PyTree]:
+        obs = np.asarray(obs)
+        if state is None:
+            state = self.initial_state(obs.shape[: obs.ndim - self._obs_ndim])
+        action, state = self._act(self._params, self._stats, obs, state)
+        return np.asarray(action), jax.device_get(state)
+
+
+def numpy_policy(
+    pipeline: Pipeline, runner: RunnerState
+) -> NumpyPolicy | RecurrentNumpyPolicy:
+    """Return ``policy(obs) -> action`` for a loaded run (deterministic), or a
+    :class:`RecurrentNumpyPolicy` when its actor has memory.
 
     ``obs`` is a raw (unnormalized) numpy observation ``[*obs_shape]`` or
     ``[batch, *obs_shape]``. For continuous actions the result is the Gaussian
@@ -176,6 +214,8 @@ def numpy_policy(pipeline: Pipeline, runner: RunnerState) -> NumpyPolicy:
     trained with ``clip_actions``); for discrete actions the most likely
     action, int32 ``[]`` or ``[batch]``. Needs only numpy to call.
     """
+    if pipeline.policy.recurrent:
+        return RecurrentNumpyPolicy(pipeline, runner)
     act = jax.jit(pipeline.policy.mode)
     params, stats = runner.agent.actor_params, runner.envs.obs_stats
 
@@ -185,12 +225,36 @@ def numpy_policy(pipeline: Pipeline, runner: RunnerState) -> NumpyPolicy:
     return policy
 
 
+def episode_policy(policy: NumpyPolicy | RecurrentNumpyPolicy) -> NumpyPolicy:
+    """``obs -> action`` for one episode: a recurrent policy's memory is kept
+    inside (a fresh one per call of this function)."""
+    if not isinstance(policy, RecurrentNumpyPolicy):
+        return policy
+    recurrent = policy
+    state: PyTree | None = None
+
+    def act(obs: np.ndarray) -> np.ndarray:
+        nonlocal state
+        action, state = recurrent(obs, state)
+        return action
+
+    return act
+
+
 def check_gif(config: PPOConfig, path: str) -> None:
     """Refuse ``--gif`` in one sentence where no renderer works: gymnasium's
     for gymnax runs (checked by :func:`check_gymnasium`), MuJoCo's for
     Playground and brax runs."""
     if is_mujoco_run(config.env_name):
         check_mujoco_rendering(config.env_name, path)
+    elif split_env_name(config.env_name)[0] != "gymnax":
+        raise ConfigError(
+            "gif",
+            path,
+            f"none for {config.env_name}: GIFs are drawn by gymnasium (for the "
+            f"gymnax envs it also has: {', '.join(GYMNASIUM_ENVS)}) or by MuJoCo "
+            "(playground/ and brax/ envs)",
+        )
     else:
         check_gymnasium(config)
 
@@ -228,17 +292,33 @@ def _gymnasium_env(config: PPOConfig, render: bool = False) -> Any:
         kwargs["render_mode"] = "rgb_array"
     if config.max_episode_steps is not None:
         kwargs["max_episode_steps"] = config.max_episode_steps
-    return gymnasium.make(split_env_name(config.env_name)[1], **kwargs)
+    env = gymnasium.make(split_env_name(config.env_name)[1], **kwargs)
+    if config.hide_obs is not None:
+        # The entries the run never saw are removed here as in training.
+        hidden = list(config.hide_obs)
+        space = env.observation_space
+        kept = gymnasium.spaces.Box(
+            np.delete(space.low, hidden), np.delete(space.high, hidden)
+        )
+        env = gymnasium.wrappers.TransformObservation(
+            env, lambda obs: np.delete(obs, hidden), kept
+        )
+    return env
 
 
 def run_gymnasium_episode(
-    env: Any, policy: NumpyPolicy, seed: int, frames: list[np.ndarray] | None = None
+    env: Any,
+    policy: NumpyPolicy | RecurrentNumpyPolicy,
+    seed: int,
+    frames: list[np.ndarray] | None = None,
 ) -> tuple[float, int]:
-    """One episode of ``policy`` (numpy obs -> action) in a gymnasium env.
+    """One episode of ``policy`` (numpy obs -> action; a recurrent one starts
+    from its initial state) in a gymnasium env.
 
     Returns ``(return, length)``; appends rendered frames when ``frames`` is a
     list.
     """
+    policy = episode_policy(policy)
     obs, _ = env.reset(seed=seed)
     total, length, done = 0.0, 0, False
     discrete = hasattr(env.action_space, "n")
@@ -257,7 +337,10 @@ def run_gymnasium_episode(
 
 
 def evaluate_gymnasium(
-    config: PPOConfig, policy: NumpyPolicy, num_episodes: int = 10, seed: int = 0
+    config: PPOConfig,
+    policy: NumpyPolicy | RecurrentNumpyPolicy,
+    num_episodes: int = 10,
+    seed: int = 0,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Run ``policy`` (numpy in, numpy out: :func:`numpy_policy`) in gymnasium's
     env of ``config.env_name``; episode ``i`` resets with seed ``seed + i``.
@@ -275,7 +358,10 @@ def evaluate_gymnasium(
 
 
 def render_gif(
-    config: PPOConfig, policy: NumpyPolicy, path: str | Path, seed: int = 0
+    config: PPOConfig,
+    policy: NumpyPolicy | RecurrentNumpyPolicy,
+    path: str | Path,
+    seed: int = 0,
 ) -> tuple[float, int]:
     """Render one episode of ``policy`` to an animated GIF (gymnasium's
     ``rgb_array`` frames). Returns ``(return, length)`` of that episode."""

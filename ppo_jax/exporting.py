@@ -174,6 +174,14 @@ def onnx_model(
     spec = pipeline.spec
     params = runner.agent.actor_params
     stats = actor_part(runner.envs.obs_stats)
+    if pipeline.policy.recurrent:
+        raise ConfigError(
+            "network",
+            pipeline.config.network,
+            "a feedforward network for ONNX (a recurrent policy's memory would "
+            "be an input and an output of the model, which ppo_jax does not "
+            "write yet); --format npz exports the parameters instead",
+        )
 
     def act(obs: jax.Array) -> jax.Array:
         # The one definition of the deterministic action, constants baked in.

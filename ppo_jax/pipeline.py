@@ -18,6 +18,7 @@ Both take the doors of :func:`build_pipeline`: your own environment object
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from typing import NamedTuple, TypeAlias
 
@@ -28,10 +29,27 @@ from flax import struct
 from ppo_jax.config import Hyperparams, PPOConfig
 from ppo_jax.envs import Environment, EnvSetup, EnvSpec, make_env
 from ppo_jax.envs.contract import PyTree, critic_part
-from ppo_jax.networks import ActorCritic, NetworkFactory, make_networks
-from ppo_jax.policy import Policy, make_policy
+from ppo_jax.memory import (
+    Memory,
+    apply_sequence,
+    episode_starts,
+    initial_memory,
+    network_step,
+    restart,
+)
+from ppo_jax.networks import (
+    ActorCritic,
+    AnyNetwork,
+    Network,
+    NetworkFactory,
+    Params,
+    is_recurrent,
+    make_networks,
+)
+from ppo_jax.policy import Observation, Policy, make_policy
 from ppo_jax.returns import generalized_advantages, normalize_advantages, rewards_to_go
-from ppo_jax.rollout import EnvBatch, Rollout, make_rollout, reset_envs
+from ppo_jax.rollout import EnvBatch, Rollout, Transition, make_rollout, reset_envs
+from ppo_jax.schema import ConfigError
 from ppo_jax.update import AgentState, Batch, init_agent, make_update
 
 
@@ -110,6 +128,14 @@ def build_pipeline(
     config.validate()
     setup = make_env(config, env, env_params)
     networks = make_networks(setup.spec, config, network)
+    recurrent = is_recurrent(networks)
+    if recurrent and config.num_envs % config.num_minibatches:
+        raise ConfigError(
+            "num_minibatches",
+            config.num_minibatches,
+            f"a divisor of num_envs={config.num_envs} with a recurrent network "
+            "(each minibatch holds whole sequences of some envs)",
+        )
     policy = make_policy(networks.actor, setup.spec, config)
     rollout = make_rollout(setup, policy, config)
     update = make_update(networks, policy, config)
@@ -120,7 +146,9 @@ def build_pipeline(
         critic_params = networks.critic.init(critic_key, hp)
         return RunnerState(
             agent=init_agent(actor_params, critic_params, hp, config),
-            envs=reset_envs(setup, env_key, config),
+            envs=reset_envs(
+                setup, env_key, config, initial_memory(networks, config.num_envs)
+            ),
             key=run_key,
             iteration=jnp.zeros((), jnp.int32),
         )
@@ -132,26 +160,21 @@ def build_pipeline(
         agent = runner.agent
 
         # 1. Rollout: [T, N] transitions with the current policy.
+        start_memory = runner.envs.memory
         envs, traj, stats = rollout(agent.actor_params, runner.envs, rollout_key, hp)
 
-        # 2. Critic once on every observation plus the one after the batch, whose
+        # 2. Critic values of the batch and of the observation after it, whose
         #    value continues episodes cut by the batch end (and, with
-        #    bootstrap_truncation, on the pre-reset observations).
+        #    bootstrap_truncation, of the pre-reset observations).
         last_obs = policy.observe(envs.obs, envs.obs_stats)
-        value_obs = [traj.obs, jax.tree.map(lambda x: x[None], last_obs)]
-        if traj.final_obs is not None:  # bootstrap_truncation
-            value_obs.append(traj.final_obs)
-        values = networks.critic.apply(
-            agent.critic_params,
-            critic_part(jax.tree.map(lambda *x: jnp.concatenate(x), *value_obs)),
+        batch_values, bootstrap, final_values, critic_carry = critic_values(
+            networks.critic, agent.critic_params, start_memory.critic, traj, last_obs
         )
-        T = config.rollout_length
-        batch_values, bootstrap = values[:T], values[T]
+        envs = dataclasses.replace(envs, memory=Memory(envs.memory.actor, critic_carry))
         rewards = traj.reward
-        if traj.truncated is not None:  # bootstrap_truncation
-            # A time-limit end is not terminal: add the discounted value of the
-            # observation the episode was cut at.
-            final_values = values[T + 1 :]
+        if traj.truncated is not None and final_values is not None:
+            # bootstrap_truncation: a time-limit end is not terminal; add the
+            # discounted value of the observation the episode was cut at.
             rewards = rewards + hp.gamma * jnp.where(traj.truncated, final_values, 0.0)
 
         # 3. Advantages and value targets.
@@ -165,9 +188,10 @@ def build_pipeline(
             advantages = targets - batch_values
         advantages = normalize_advantages(advantages)
 
-        # 4. Update epochs on the flattened batch.
+        # 4. Update epochs on the flattened batch (time-major sequences with
+        #    their episode starts and initial carries for recurrent networks).
         def flat(x: jax.Array) -> jax.Array:
-            return x.reshape((config.batch_size,) + x.shape[2:])
+            return x if recurrent else x.reshape((config.batch_size,) + x.shape[2:])
 
         batch = Batch(
             obs=jax.tree.map(flat, traj.obs),
@@ -176,6 +200,8 @@ def build_pipeline(
             advantage=flat(advantages),
             target=flat(targets),
             old_value=flat(batch_values),
+            first=episode_starts(traj.done) if recurrent else None,
+            memory=start_memory if recurrent else None,
         )
         agent, info = update(agent, batch, update_key, hp)
 
@@ -206,6 +232,49 @@ def build_pipeline(
         return runner, metrics
 
     return Pipeline(config, setup, networks, policy, rollout, init, iteration_step)
+
+
+def critic_values(
+    critic: AnyNetwork[jax.Array],
+    params: Params,
+    carry: PyTree,
+    traj: Transition,
+    last_obs: Observation,
+) -> tuple[jax.Array, jax.Array, jax.Array | None, PyTree]:
+    """The critic on a rollout: ``(values [T, N], bootstrap [N], final_values
+    [T, N] or None, next carry)``.
+
+    ``bootstrap`` is the value of ``last_obs`` (the observation after the
+    batch), ``final_values`` those of the pre-reset observations (with
+    ``bootstrap_truncation``). A critic with memory reads the rollout's
+    observations in order from ``carry``, its carry at the rollout's start;
+    the returned carry is ready for ``last_obs``. Without memory: one forward
+    pass over everything at once, and the carry stays ``()``.
+    """
+    T = traj.done.shape[0]
+    if isinstance(critic, Network):
+        value_obs = [traj.obs, jax.tree.map(lambda x: x[None], last_obs)]
+        if traj.final_obs is not None:
+            value_obs.append(traj.final_obs)
+        values = critic.apply(
+            params, critic_part(jax.tree.map(lambda *x: jnp.concatenate(x), *value_obs))
+        )
+        final = values[T + 1 :] if traj.final_obs is not None else None
+        return values[:T], values[T], final, carry
+    sequence = jax.tree.map(
+        lambda x, y: jnp.concatenate([x, y[None]]), traj.obs, last_obs
+    )
+    first = jnp.concatenate([episode_starts(traj.done), traj.done[-1:]])
+    carries, values = apply_sequence(
+        critic, params, carry, critic_part(sequence), first
+    )
+    final = None
+    if traj.final_obs is not None:
+        # The value of where an episode was cut: read after its last step.
+        before = jax.tree.map(lambda c: c[:T], carries)
+        final = network_step(critic, params, before, critic_part(traj.final_obs))[1]
+    last_carry = jax.tree.map(lambda c: c[T - 1], carries)
+    return values[:T], values[T], final, restart(critic, last_carry, traj.done[-1])
 
 
 def _all_finite(tree: PyTree) -> jax.Array:

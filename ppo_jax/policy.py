@@ -18,8 +18,9 @@ import numpy as np
 
 from ppo_jax.config import Hyperparams, PPOConfig
 from ppo_jax.distributions import ActionDistribution, make_action_distribution
-from ppo_jax.envs.contract import AsymmetricObservation, EnvSpec, actor_part
-from ppo_jax.networks import ActorOutput, Network, Params
+from ppo_jax.envs.contract import AsymmetricObservation, EnvSpec, PyTree, actor_part
+from ppo_jax.memory import apply_sequence, initial_carry, network_step
+from ppo_jax.networks import ActorOutput, AnyNetwork, Network, Params
 from ppo_jax.normalization import RunningMeanStd, normalize_observation
 
 # An observation batch ``[..., *obs_shape]``, or with ``critic_obs_key`` an
@@ -38,13 +39,14 @@ class PolicySample(NamedTuple):
     action: jax.Array  # [..., action_dim] float32 or [...] int32, as sampled
     log_prob: jax.Array  # [...] log-probability of ``action``
     env_action: jax.Array  # ``action`` as sent to the env (clipped if on)
+    carry: PyTree  # the actor's carry after this step (``()``: no memory)
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
 class Policy:
     """Actor network + observation normalization + distribution + clipping."""
 
-    actor: Network[ActorOutput]
+    actor: AnyNetwork[ActorOutput]
     distribution: ActionDistribution
     normalize_obs: bool
     action_low: np.ndarray | None  # clip bounds [action_dim]; None: no clipping
@@ -55,12 +57,42 @@ class Policy:
         parts of an ``AsymmetricObservation``, each with its statistics)."""
         return normalize_observation(obs, obs_stats) if self.normalize_obs else obs
 
+    @property
+    def recurrent(self) -> bool:
+        """Does the actor carry memory (act with :meth:`act`, not :meth:`mode`)?"""
+        return not isinstance(self.actor, Network)
+
+    def initial_carry(self, batch_shape: tuple[int, ...] = ()) -> PyTree:
+        """The actor's carry at an episode start (``()``: no memory)."""
+        return initial_carry(self.actor, batch_shape)
+
     def dist(
         self, params: Params, seen_obs: Observation, hp: Hyperparams
     ) -> distrax.Distribution:
         """The action distribution for already observed (``observe``) inputs
-        (the actor's part of them)."""
-        out = self.actor.apply(params, actor_part(seen_obs))
+        (the actor's part of them); a feedforward actor only."""
+        if not isinstance(self.actor, Network):
+            raise TypeError("a recurrent actor's distribution is sequence_dist's")
+        return self.distribution.dist(
+            self.actor.apply(params, actor_part(seen_obs)), hp
+        )
+
+    def sequence_dist(
+        self,
+        params: Params,
+        seen_obs: Observation,
+        first: jax.Array | None,
+        carry: PyTree,
+        hp: Hyperparams,
+    ) -> distrax.Distribution:
+        """The distributions of a time-major sequence ``[T, n, ...]`` of
+        observed inputs, replayed from ``carry`` ``[n, ...]`` with restarts
+        where ``first`` ``[T, n]`` (see :func:`ppo_jax.memory.apply_sequence`)."""
+        _, out = apply_sequence(self.actor, params, carry, actor_part(seen_obs), first)
+        if out.log_std is not None and out.log_std.ndim > 1:
+            # Stacked by a scan of step over time, [T, action_dim]: one row per
+            # step, all the same state-independent parameter.
+            out = out._replace(log_std=out.log_std[0])
         return self.distribution.dist(out, hp)
 
     def to_env(self, action: jax.Array) -> jax.Array:
@@ -76,26 +108,44 @@ class Policy:
         obs: Observation,
         key: jax.Array,
         hp: Hyperparams,
+        carry: PyTree = (),
     ) -> PolicySample:
-        """Sample an action for raw observations; the sample is what is stored
-        and scored, the env may get a clipped copy."""
+        """Sample an action for raw observations (and the actor's ``carry``,
+        already restarted where an episode begins); the sample is what is
+        stored and scored, the env may get a clipped copy."""
         seen = self.observe(obs, obs_stats)
-        action, log_prob = self.dist(params, seen, hp).sample_and_log_prob(seed=key)
-        return PolicySample(seen, action, log_prob, self.to_env(action))
+        carry, out = network_step(self.actor, params, carry, actor_part(seen))
+        dist = self.distribution.dist(out, hp)
+        action, log_prob = dist.sample_and_log_prob(seed=key)
+        return PolicySample(seen, action, log_prob, self.to_env(action), carry)
+
+    def act(
+        self,
+        params: Params,
+        obs_stats: ObservationStats,
+        obs: Observation,
+        carry: PyTree = (),
+    ) -> tuple[jax.Array, PyTree]:
+        """``(action, next carry)``: the deterministic action (Gaussian mean or
+        most likely discrete action) for raw observations, as sent to the env.
+        ``obs`` may be the actor's part alone (``load_policy``, exports);
+        ``carry`` starts an episode as :meth:`initial_carry`."""
+        raw = jnp.asarray(actor_part(obs))
+        seen: jax.Array = actor_part(self.observe(raw, actor_part(obs_stats)))
+        carry, out = network_step(self.actor, params, carry, seen)
+        return self.to_env(self.distribution.mode(out)), carry
 
     def mode(
         self, params: Params, obs_stats: ObservationStats, obs: Observation
     ) -> jax.Array:
-        """The deterministic action (Gaussian mean or most likely discrete
-        action) for raw observations, as sent to the env. ``obs`` may be the
-        actor's part alone (``load_policy``, exports)."""
-        raw = jnp.asarray(actor_part(obs))
-        seen: jax.Array = actor_part(self.observe(raw, actor_part(obs_stats)))
-        return self.to_env(self.distribution.mode(self.actor.apply(params, seen)))
+        """:meth:`act` of a feedforward actor (no carry)."""
+        if self.recurrent:
+            raise TypeError("a recurrent policy acts with act(..., carry)")
+        return self.act(params, obs_stats, obs)[0]
 
 
 def make_policy(
-    actor: Network[ActorOutput], spec: EnvSpec, config: PPOConfig
+    actor: AnyNetwork[ActorOutput], spec: EnvSpec, config: PPOConfig
 ) -> Policy:
     clip = config.clip_actions and not spec.discrete
     return Policy(

@@ -110,18 +110,19 @@ def mujoco_episode(
         obs, state = env.reset(reset_key, params)
 
         def step(carry: Any, step_key: jax.Array) -> tuple[Any, Any]:
-            obs, state, total, running = carry
+            obs, state, memory, total, running = carry
             shown = _physics(state.inner)
-            action = policy.mode(actor_params, stats, obs)
+            action, memory = policy.act(actor_params, stats, obs, memory)
             obs, state, reward, terminated, truncated, _ = env.step(
                 step_key, state, action, params
             )
             total = total + jnp.where(running, reward.astype(jnp.float32), 0.0)
             ended = terminated | truncated
-            return (obs, state, total, running & ~ended), (shown, running)
+            return (obs, state, memory, total, running & ~ended), (shown, running)
 
-        init = (obs, state, jnp.float32(0.0), jnp.bool_(True))
-        (_, _, total, _), (physics, ran) = jax.lax.scan(
+        memory = policy.initial_carry()
+        init = (obs, state, memory, jnp.float32(0.0), jnp.bool_(True))
+        (*_, total, _), (physics, ran) = jax.lax.scan(
             step, init, jax.random.split(steps_key, max_steps)
         )
         return physics, total, ran.sum()

@@ -11,6 +11,7 @@ from flax import struct
 
 from ppo_jax.config import Hyperparams, PPOConfig
 from ppo_jax.envs.contract import EnvSetup, PyTree
+from ppo_jax.memory import Memory, restart
 from ppo_jax.networks import Params
 from ppo_jax.normalization import (
     RunningMeanStd,
@@ -59,6 +60,10 @@ class EnvBatch:
     discounted_return: jax.Array  # [N] for reward scaling
     obs_stats: ObservationStats  # [*obs_shape] observation statistics (per part)
     return_stats: RunningMeanStd  # scalar statistics of discounted_return
+    # The networks' carries [N, ...], ready for ``obs`` (restarted after an
+    # episode ended); () for networks without memory. The rollout steps the
+    # actor's; the critic's is advanced by the value pass after it.
+    memory: Memory
 
 
 def _strong(tree: PyTree) -> PyTree:
@@ -67,7 +72,11 @@ def _strong(tree: PyTree) -> PyTree:
     return jax.tree.map(lambda x: jax.lax.convert_element_type(x, x.dtype), tree)
 
 
-def reset_envs(setup: EnvSetup, key: jax.Array, config: PPOConfig) -> EnvBatch:
+def reset_envs(
+    setup: EnvSetup, key: jax.Array, config: PPOConfig, memory: Memory
+) -> EnvBatch:
+    """``N`` freshly reset environments; ``memory``: the networks' initial
+    carries (:func:`ppo_jax.memory.initial_memory`)."""
     n = config.num_envs
     obs, state = jax.vmap(setup.env.reset, in_axes=(0, None))(
         jax.random.split(key, n), setup.params
@@ -83,6 +92,7 @@ def reset_envs(setup: EnvSetup, key: jax.Array, config: PPOConfig) -> EnvBatch:
         discounted_return=jnp.zeros((n,), jnp.float32),
         obs_stats=obs_stats,
         return_stats=init_running_stats(()),
+        memory=memory,
     )
 
 
@@ -112,8 +122,13 @@ def make_rollout(setup: EnvSetup, policy: Policy, config: PPOConfig) -> Rollout:
             action_key, env_key = jax.random.split(step_key)
 
             # Act: sample; the env may get a clipped copy, the sample is stored.
-            obs, action, log_prob, env_action = policy.sample(
-                actor_params, envs.obs_stats, envs.obs, action_key, hp
+            obs, action, log_prob, env_action, carry = policy.sample(
+                actor_params,
+                envs.obs_stats,
+                envs.obs,
+                action_key,
+                hp,
+                envs.memory.actor,
             )
 
             # Step every env; gymnax resets finished ones by itself.
@@ -161,6 +176,8 @@ def make_rollout(setup: EnvSetup, policy: Policy, config: PPOConfig) -> Rollout:
                 discounted_return=jnp.where(done, 0.0, disc_return),
                 obs_stats=obs_stats,
                 return_stats=return_stats,
+                # The next observation starts a new episode where this ended.
+                memory=Memory(restart(policy.actor, carry, done), envs.memory.critic),
             )
             return (envs, stats), transition
 

@@ -306,6 +306,10 @@ def load_checkpoint(
         )
     try:
         saved_config = PPOConfig.from_dict(payload["config"])
+        envs = payload["runner"]["envs"]
+        if "memory" not in envs:
+            # Written before networks had memory: feedforward, no carries.
+            envs["memory"] = serialization.to_state_dict(data_template.envs.memory)
         runner = serialization.from_state_dict(data_template, payload["runner"])
     except Exception as e:  # structure or shape errors alike
         raise CheckpointError(

@@ -19,12 +19,17 @@ from ppo_jax.losses import (
     clipped_value_loss,
     value_loss,
 )
-from ppo_jax.networks import ActorCritic, Params
+from ppo_jax.memory import Memory, apply_sequence
+from ppo_jax.networks import ActorCritic, Params, is_recurrent
 from ppo_jax.policy import Observation, Policy
 
 
 class Batch(NamedTuple):
-    """Flat training batch, ``B = rollout_length * num_envs`` samples."""
+    """Flat training batch, ``B = rollout_length * num_envs`` samples.
+
+    With recurrent networks the batch stays time-major, ``[T, N, ...]`` in
+    place of ``[B, ...]``, and carries what a replay of each env's sequence
+    needs: ``first`` and the networks' carries at the rollout's start."""
 
     obs: Observation  # [B, *obs_shape] as the actor saw it (and the critic)
     action: jax.Array  # [B, action_dim] float32 or [B] int32
@@ -32,6 +37,8 @@ class Batch(NamedTuple):
     advantage: jax.Array  # [B] normalized advantage
     target: jax.Array  # [B] value target
     old_value: jax.Array  # [B] critic's value at rollout time
+    first: jax.Array | None = None  # [T, N] bool: obs starts an episode
+    memory: Memory | None = None  # carries [N, ...] before step 0
 
 
 class UpdateInfo(NamedTuple):
@@ -125,6 +132,28 @@ def shuffled_minibatches(key: jax.Array, batch: Tree, num_minibatches: int) -> T
     )
 
 
+def shuffled_sequences(key: jax.Array, batch: Batch, num_minibatches: int) -> Batch:
+    """Split a time-major batch over its envs: ``[T, N, ...]`` leaves into
+    ``[M, T, N // M, ...]`` and the carries ``[N, ...]`` into ``[M, N // M,
+    ...]``, with one fresh permutation of the ``N`` envs: each env's whole
+    sequence lands in exactly one minibatch."""
+    n = batch.action.shape[1]
+    permutation = random_permutation(key, n)
+    size = n // num_minibatches
+
+    def time_major(x: jax.Array) -> jax.Array:
+        x = x[:, permutation].reshape(
+            x.shape[:1] + (num_minibatches, size) + x.shape[2:]
+        )
+        return jnp.moveaxis(x, 1, 0)
+
+    def env_major(x: jax.Array) -> jax.Array:
+        return x[permutation].reshape((num_minibatches, size) + x.shape[1:])
+
+    sequences = jax.tree.map(time_major, batch._replace(memory=None))
+    return sequences._replace(memory=jax.tree.map(env_major, batch.memory))
+
+
 def make_update(networks: ActorCritic, policy: Policy, config: PPOConfig) -> Update:
     """Build ``update(agent, batch, key, hparams) -> (agent, UpdateInfo)``.
 
@@ -133,20 +162,38 @@ def make_update(networks: ActorCritic, policy: Policy, config: PPOConfig) -> Upd
     batch when ``num_minibatches == 1``, the tutorial's setting). With
     ``target_kl``, once an epoch's mean approximate KL exceeds it the remaining
     epochs are masked out (computed, not applied: shapes stay static).
+
+    With recurrent networks the minibatches are groups of whole env sequences
+    (:func:`shuffled_sequences`), each replayed from its stored carries.
     """
     num_minibatches = config.num_minibatches
+    recurrent = is_recurrent(networks)
+    split = shuffled_sequences if recurrent else shuffled_minibatches
 
     def loss_fn(
         params: tuple[Params, Params], minibatch: Batch, hp: Hyperparams
     ) -> tuple[jax.Array, tuple[jax.Array, ...]]:
         actor_params, critic_params = params
-        dist = policy.dist(actor_params, minibatch.obs, hp)
+        # Feedforward networks read [B] samples at once (no carries, no first);
+        # recurrent ones replay [T, n] sequences from their stored carries.
+        memory = minibatch.memory if recurrent else Memory((), ())
+        assert memory is not None
+        first = minibatch.first
+        dist = policy.sequence_dist(
+            actor_params, minibatch.obs, first, memory.actor, hp
+        )
+        _, values = apply_sequence(
+            networks.critic,
+            critic_params,
+            memory.critic,
+            critic_part(minibatch.obs),
+            first,
+        )
         log_prob = dist.log_prob(minibatch.action)
         surrogate = clipped_surrogate_loss(
             log_prob, minibatch.old_log_prob, minibatch.advantage, hp.clip_eps
         )
         entropy = jnp.mean(dist.entropy())
-        values = networks.critic.apply(critic_params, critic_part(minibatch.obs))
         if config.clip_value:
             v_loss = clipped_value_loss(
                 values, minibatch.old_value, minibatch.target, hp.clip_eps
@@ -211,7 +258,7 @@ def make_update(networks: ActorCritic, policy: Policy, config: PPOConfig) -> Upd
                 # Full batch: order does not matter for a mean loss, skip the shuffle.
                 new_agent, info = gradient_step(agent, batch)
             else:
-                minibatches = shuffled_minibatches(epoch_key, batch, num_minibatches)
+                minibatches = split(epoch_key, batch, num_minibatches)
                 new_agent, info = jax.lax.scan(gradient_step, agent, minibatches)
                 info = jax.tree.map(jnp.mean, info)
             agent = jax.tree.map(

@@ -89,7 +89,7 @@ MALFORMED = [
     (["--network", "user_components:too_wide_networks"], "has shape (4,), not (5,)"),
     (["--network", "user_components:tuple_networks"], "not a tuple"),
     (["--network", "user_components:failing_networks"], "no GPU found"),
-    (["--network", "cnn"], "one of mlp, or module:factory"),
+    (["--network", "lstm"], "one of mlp, cnn, gru, cnn-gru, or module:factory"),
 ]
 
 

@@ -66,3 +66,17 @@ def test_checkpoint_of_another_format_is_refused(tmp_path, tiny_config, tiny_run
 def test_missing_checkpoint(tmp_path, tiny_config):
     with pytest.raises(CheckpointError, match="missing"):
         load_checkpoint(tmp_path, template_of(tiny_config), tiny_config)
+
+
+def test_checkpoint_from_before_networks_had_memory_loads(
+    tmp_path, tiny_config, tiny_run
+):
+    """Checkpoints written before ``EnvBatch.memory`` existed (feedforward
+    runs) resume: their memory is the empty one."""
+    save_checkpoint(tmp_path, tiny_config, tiny_run[0])
+    path = tmp_path / CHECKPOINT_FILE
+    payload = serialization.msgpack_restore(path.read_bytes())
+    assert payload["runner"]["envs"].pop("memory") == {"actor": {}, "critic": {}}
+    path.write_bytes(serialization.msgpack_serialize(payload))
+    restored = load_checkpoint(tmp_path, template_of(tiny_config), tiny_config)
+    assert restored.envs.memory.actor == () and int(restored.iteration) == 3

@@ -73,7 +73,7 @@ def limit_cases():
         elif kind.choices:
             yield [flag, "bogus"]
         elif kind.base is tuple:
-            yield [flag, "0"]
+            yield [flag, str((0 if kind.low is None else int(kind.low)) - 1)]
             yield [flag, "64,abc"]
             yield [flag, str(INT32_MAX + 1)]
             yield [flag, ""]

@@ -1,12 +1,17 @@
-"""Network shapes, dtypes and PyTorch-style initialization."""
+"""Network shapes, dtypes and PyTorch-style initialization; the CNN torso."""
 
+import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
+import pytest
 from conftest import make_spec
 
 from ppo_jax import PPOConfig
+from ppo_jax.networks import make_networks
+from ppo_jax.networks.cnn import PatchConv
 from ppo_jax.networks.mlp import make_mlp_networks
+from ppo_jax.schema import ConfigError
 
 
 def test_shapes_dtypes_and_torch_init_bounds():
@@ -71,3 +76,37 @@ def test_learned_log_std_starts_at_the_traced_init_log_std():
     )
     log_std = init(jax.random.key(0), hps)["params"]["log_std"]
     np.testing.assert_array_equal(log_std, [[-1.0, -1.0], [0.5, 0.5]])
+
+
+def test_cnn_shapes_dtypes_and_refusal():
+    spec = make_spec(obs_shape=(10, 10, 4), action_dim=3, discrete=True)
+    spec = spec._replace(obs_dtype=np.dtype(np.bool_))
+    config = PPOConfig(network="cnn", policy_std=None, conv_channels=(8, 4))
+    nets = make_networks(spec, config)
+    hp = config.hyperparams()
+    params = nets.actor.init(jax.random.key(0), hp)
+    kernels = [p["kernel"].shape for k, p in params["params"].items() if "Conv" in k]
+    assert kernels == [(3, 3, 4, 8), (3, 3, 8, 4)]
+    grids = jnp.ones((2, 5, 10, 10, 4), jnp.bool_)
+    out = nets.actor.apply(params, grids).out
+    assert out.shape == (2, 5, 3) and out.dtype == jnp.float32
+    assert nets.actor.apply(params, grids[0, 0]).out.shape == (3,)
+    values = nets.critic.apply(nets.critic.init(jax.random.key(1), hp), grids)
+    assert values.shape == (2, 5) and values.dtype == jnp.float32
+
+    with pytest.raises(ConfigError, match="height, width, channels"):
+        make_networks(make_spec(obs_shape=(3,)), config.replace(policy_std="fixed"))
+
+
+@pytest.mark.parametrize("kernel", [1, 2, 3, 5])
+def test_patch_conv_equals_a_same_convolution(kernel):
+    """PatchConv (one matmul of neighbourhoods) against lax's convolution with
+    the same kernel and bias, for odd and even kernels ("SAME" padding)."""
+    x = jax.random.normal(jax.random.key(0), (2, 3, 7, 6, 4))
+    module = PatchConv(
+        5, kernel, nn.initializers.normal(1.0), nn.initializers.normal(1.0)
+    )
+    params = module.init(jax.random.key(1), x)
+    conv = nn.Conv(5, (kernel, kernel), padding="SAME")
+    want = conv.apply(params, x)
+    np.testing.assert_allclose(module.apply(params, x), want, rtol=1e-5, atol=1e-5)

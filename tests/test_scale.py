@@ -109,14 +109,25 @@ def checkpoint_iteration(run_dir):
     return int(load_run(run_dir)[1].iteration)
 
 
-def test_killed_then_resumed_equals_uninterrupted(tmp_path):
+# A recurrent run carries its networks' memory in the checkpoint as well;
+# 37-step episodes run across the 50-step rollouts, so that the memory at a
+# checkpoint (every 2 iterations, 100 steps) is never the restarted one.
+GRU_ARGS = [
+    "--network", "gru", "--hidden-sizes", "16", "--recurrent-size", "8",
+    "--max-episode-steps", "37",
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("network_args", [[], GRU_ARGS], ids=["mlp", "gru"])
+def test_killed_then_resumed_equals_uninterrupted(tmp_path, network_args):
+    args = [*RESUME_ARGS, *network_args]
     whole = tmp_path / "whole"
-    proc = run_module("ppo_jax.train", *RESUME_ARGS, "--run-dir", str(whole))
+    proc = run_module("ppo_jax.train", *args, "--run-dir", str(whole))
     assert proc.returncode == 0, proc.stderr
 
     killed = tmp_path / "killed"
     child = subprocess.Popen(
-        [sys.executable, "-m", "ppo_jax.train", *RESUME_ARGS, "--run-dir", str(killed)],
+        [sys.executable, "-m", "ppo_jax.train", *args, "--run-dir", str(killed)],
         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=ENV,
     )  # fmt: skip
     try:
@@ -133,6 +144,11 @@ def test_killed_then_resumed_equals_uninterrupted(tmp_path):
         child.kill()
     stopped_at = checkpoint_iteration(killed)
     assert 2 <= stopped_at < 60  # killed mid-run, after some checkpoint
+    if network_args:
+        from ppo_jax.evaluation import load_run
+
+        memory = load_run(killed)[1].envs.memory
+        assert np.abs(memory.actor).min(axis=1).max() > 0  # a mid-episode carry
 
     proc = run_module("ppo_jax.train", "--resume", str(killed))
     assert proc.returncode == 0, proc.stderr

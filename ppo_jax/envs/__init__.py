@@ -33,6 +33,7 @@ from ppo_jax.envs.contract import (
     inspect_environment,
     is_discrete_space,
 )
+from ppo_jax.envs.masking import HiddenObservation, kept_entries
 from ppo_jax.imports import error_summary, import_object, is_import_path
 from ppo_jax.schema import ConfigError
 
@@ -52,6 +53,7 @@ FAMILIES: dict[str, str] = {
     "gymnax": "ppo_jax.envs.gymnax",
     "playground": "ppo_jax.envs.playground",
     "brax": "ppo_jax.envs.brax",
+    "craftax": "ppo_jax.envs.craftax",
 }
 DEFAULT_FAMILY = "gymnax"
 
@@ -88,6 +90,17 @@ def make_env(
     setup = inspect_environment(
         env, env_params, config.obs_key, label, config.critic_obs_key
     )
+    if config.hide_obs is not None:
+        if config.obs_key is not None:
+            raise ConfigError(
+                "hide_obs",
+                config.hide_obs,
+                "none with obs_key: it removes entries of array observations",
+            )
+        keep = kept_entries(config.hide_obs, setup.spec, label)
+        setup = inspect_environment(
+            HiddenObservation(env, keep), env_params, None, label
+        )
     check_env_options(config, setup.spec, label)
     return setup
 

@@ -16,6 +16,13 @@ leading batch axes (none when evaluating one step).
   critic's own, ``[..., *spec.for_critic().obs_shape]``: build it from
   ``spec.for_critic()``.
 
+A network with memory (``--network gru``) is a :class:`RecurrentNetwork`:
+``step(params, carry, obs) -> (carry, output)`` for one time step, with a
+``carry`` ``[..., *carry_shape]`` per observation that starts (and restarts at
+every episode start) as ``initial_carry(batch_shape)``; the rest of ppo_jax
+(:mod:`ppo_jax.memory`) carries it through rollouts, replays sequences in the
+update and keeps it in checkpoints. Actor and critic may each be either kind.
+
 Factories are registered by name in :data:`NETWORKS` (``--network mlp``);
 ``--network module:factory`` or ``make_train(config, network=factory)`` brings
 your own. :func:`flax_network` wraps a flax module.
@@ -54,11 +61,33 @@ class Network(Generic[OutT]):
 
 
 @dataclasses.dataclass(frozen=True)
+class RecurrentNetwork(Generic[OutT]):
+    """A network with memory, one time step at a time, as pure functions."""
+
+    init: Callable[[jax.Array, Hyperparams], Params]  # (key, hparams) -> params
+    # batch shape -> the carry at an episode start, [*batch_shape, ...]
+    initial_carry: Callable[[tuple[int, ...]], PyTree]
+    # (params, carry [..., ...], obs [..., *shape]) -> (next carry, out)
+    step: Callable[[Params, PyTree, jax.Array], tuple[PyTree, OutT]]
+    # Optional, a faster equivalent of scanning ``step`` over time:
+    # (params, carry [n, ...], obs [T, n, *shape], first [T, n] bool) ->
+    # (carries after each step [T, n, ...], outs [T, n, ...]), restarting the
+    # carry at initial_carry before every step marked first. (A learned
+    # log-std stays [action_dim].)
+    sequence: (
+        Callable[[Params, PyTree, jax.Array, jax.Array], tuple[PyTree, OutT]] | None
+    ) = None
+
+
+AnyNetwork: TypeAlias = Network[OutT] | RecurrentNetwork[OutT]
+
+
+@dataclasses.dataclass(frozen=True)
 class ActorCritic:
     """The policy network and the value network of one agent."""
 
-    actor: Network[ActorOutput]
-    critic: Network[jax.Array]
+    actor: AnyNetwork[ActorOutput]
+    critic: AnyNetwork[jax.Array]
     # The critic's widest activation per observation (floats), if the factory
     # knows it; only a memory estimate reads it (0: unknown, not counted).
     critic_width: int = 0
@@ -73,7 +102,17 @@ class NetworkFactory(Protocol):
 # name -> "module:factory"; a new network is one module and one line here.
 NETWORKS: dict[str, str] = {
     "mlp": "ppo_jax.networks.mlp:make_mlp_networks",
+    "cnn": "ppo_jax.networks.cnn:make_cnn_networks",
+    "gru": "ppo_jax.networks.gru:make_gru_networks",
+    "cnn-gru": "ppo_jax.networks.gru:make_cnn_gru_networks",
 }
+
+
+def is_recurrent(networks: ActorCritic) -> bool:
+    """Does the actor or the critic carry memory from step to step?"""
+    return isinstance(networks.actor, RecurrentNetwork) or isinstance(
+        networks.critic, RecurrentNetwork
+    )
 
 
 def flax_network(module: nn.Module, spec: EnvSpec) -> Network[Any]:
@@ -142,26 +181,71 @@ def check_networks(
     key = jax.random.key(0)
 
     def output_shape(
-        name: str, network: Network[Any], obs: jax.ShapeDtypeStruct
+        name: str,
+        network: AnyNetwork[Any],
+        obs: jax.ShapeDtypeStruct,
+        lead: tuple[int, ...],
     ) -> Any:
+        """The output's shape for observations ``[*lead, *shape]``."""
+
+        def apply(o: jax.Array) -> Any:
+            params = network.init(key, hp)
+            if isinstance(network, Network):
+                return None, network.apply(params, o)
+            carry = network.initial_carry(lead)
+            return carry, network.step(params, carry, o)
+
         try:
-            return jax.eval_shape(
-                lambda o: network.apply(network.init(key, hp), o), obs
-            )
+            carry, out = jax.eval_shape(apply, obs)
         except Exception as e:  # the user's code: any error becomes one sentence
             raise refuse(
                 f"{name} works on observations of shape {obs.shape} (it failed "
                 f"with {error_summary(e)})"
             ) from e
+        if carry is None:
+            return out
+        next_carry, out = out
+        structure: Any = jax.tree.structure(carry)
+        same_structure = bool(jax.tree.structure(next_carry) == structure)
+        if not same_structure or any(
+            (a.shape, a.dtype) != (b.shape, b.dtype)
+            for a, b in zip(
+                jax.tree.leaves(next_carry), jax.tree.leaves(carry), strict=True
+            )
+        ):
+            raise refuse(f"{name}'s step returns a carry shaped as its initial_carry")
+        if any(leaf.shape[: len(lead)] != lead for leaf in jax.tree.leaves(carry)):
+            raise refuse(f"{name}'s initial_carry({lead}) has leading axes {lead}")
+        recurrent = network if isinstance(network, RecurrentNetwork) else None
+        if recurrent and recurrent.sequence is not None and len(lead) == 2:
+            # [T, n] = lead: a sequence's outputs are a step's, stacked.
+            sequence, initial_carry = recurrent.sequence, recurrent.initial_carry
+
+            def replay(o: jax.Array) -> Any:
+                params = network.init(key, hp)
+                carry = initial_carry(lead[1:])
+                return sequence(params, carry, o, jnp.zeros(lead, jnp.bool_))[1]
+
+            try:
+                replayed = jax.eval_shape(replay, obs)
+            except Exception as e:  # the user's code: any error becomes one sentence
+                raise refuse(
+                    f"{name}'s sequence works on observations of shape "
+                    f"{obs.shape} (it failed with {error_summary(e)})"
+                ) from e
+            shapes = [(x.shape, x.dtype) for x in jax.tree.leaves(out)]
+            if [(x.shape, x.dtype) for x in jax.tree.leaves(replayed)] != shapes:
+                raise refuse(f"{name}'s sequence returns what its step returns")
+        return out
 
     critic_spec = spec.for_critic()
     for lead in ((), (2, 3)):
         obs = jax.ShapeDtypeStruct(lead + spec.obs_shape, spec.obs_dtype)
-        actor_out = output_shape("actor", networks.actor, obs)
+        actor_out = output_shape("actor", networks.actor, obs, lead)
         critic_obs = jax.ShapeDtypeStruct(
             lead + critic_spec.obs_shape, critic_spec.obs_dtype
         )
-        value = output_shape("critic", networks.critic, critic_obs)
+        value = output_shape("critic", networks.critic, critic_obs, lead)
         if not isinstance(actor_out, ActorOutput):
             raise refuse(
                 f"actor returns an ActorOutput(out, log_std), not a "

@@ -17,6 +17,7 @@ batched-QR deadlock seen on CPU with jax 0.10.2.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
 from typing import cast
 
@@ -29,14 +30,14 @@ from ppo_jax.envs.contract import EnvSpec
 from ppo_jax.networks import ActorCritic, ActorOutput, Network, flax_network
 
 Initializer = Callable[..., jax.Array]  # (key, shape, dtype) -> array
-_ACTIVATIONS = {"relu": nn.relu, "tanh": nn.tanh}
+ACTIVATIONS = {"relu": nn.relu, "tanh": nn.tanh}
 
 # PyTorch's default nn.Linear weight init is kaiming_uniform(a=sqrt(5)), which is
 # uniform in +-sqrt(1/fan_in): variance_scaling with scale 1/3 gives that bound.
-_torch_kernel_init = nn.initializers.variance_scaling(1.0 / 3.0, "fan_in", "uniform")
+torch_kernel_init = nn.initializers.variance_scaling(1.0 / 3.0, "fan_in", "uniform")
 
 
-def _torch_bias_init(fan_in: int) -> Initializer:
+def torch_bias_init(fan_in: int) -> Initializer:
     bound = 1.0 / jnp.sqrt(fan_in)
 
     def init(key: jax.Array, shape: tuple[int, ...], dtype=jnp.float32) -> jax.Array:
@@ -51,19 +52,21 @@ def _sequential_qr(a: jax.Array) -> tuple[jax.Array, jax.Array]:
 
 
 def orthogonal(gain: float | jax.Array) -> Initializer:
-    """Orthogonal initializer for ``[fan_in, fan_out]`` kernels.
+    """Orthogonal initializer for ``[fan_in, fan_out]`` kernels (conv kernels
+    ``[..., in, out]`` as the ``[prod(...) * in, out]`` matrix).
 
     Same distribution as ``nn.initializers.orthogonal`` (QR of a Gaussian
     matrix, signs fixed by R's diagonal), but never a batched QR under vmap.
     """
 
     def init(key: jax.Array, shape: tuple[int, ...], dtype=jnp.float32) -> jax.Array:
-        rows, cols = shape
+        cols = shape[-1]
+        rows = math.prod(shape) // cols
         a = jax.random.normal(key, (max(rows, cols), min(rows, cols)), jnp.float32)
         q, r = _sequential_qr(a)
         q = q * jnp.sign(jnp.diag(r))
         q = q if rows >= cols else q.T
-        return (gain * q).astype(dtype)
+        return (gain * q).reshape(shape).astype(dtype)
 
     return init
 
@@ -83,20 +86,43 @@ def mlp(
     out_gain: float,
 ) -> jax.Array:
     """Dense layers created in the calling module's scope (inside ``@compact``)."""
-    act = _ACTIVATIONS[activation]
+    x = hidden_layers(x, hidden_sizes, activation, ortho_init)
+    return dense(out_size, x, ortho_init, out_gain)
+
+
+def hidden_layers(
+    x: jax.Array, hidden_sizes: Sequence[int], activation: str, ortho_init: bool
+) -> jax.Array:
+    """``[..., D] -> [..., hidden_sizes[-1]]``: Dense layers with the activation
+    (gain sqrt(2) when orthogonal), in the calling module's scope."""
+    act = ACTIVATIONS[activation]
     for width in hidden_sizes:
-        x = act(_dense(width, x, ortho_init, jnp.sqrt(2.0)))
-    return _dense(out_size, x, ortho_init, out_gain)
+        x = act(dense(width, x, ortho_init, jnp.sqrt(2.0)))
+    return x
 
 
-def _dense(
+def dense(
     features: int, x: jax.Array, ortho_init: bool, gain: float | jax.Array
 ) -> jax.Array:
     if ortho_init:
         kernel_init, bias_init = orthogonal(gain), nn.initializers.zeros
     else:
-        kernel_init, bias_init = _torch_kernel_init, _torch_bias_init(x.shape[-1])
+        kernel_init, bias_init = torch_kernel_init, torch_bias_init(x.shape[-1])
     return nn.Dense(features, kernel_init=kernel_init, bias_init=bias_init)(x)
+
+
+def learned_log_std(
+    module: nn.Module, learned: bool, action_dim: int, init_log_std: float | jax.Array
+) -> jax.Array | None:
+    """The actor's state-independent log-std ``[action_dim]``, a parameter of
+    ``module``, when ``learned`` (else None); ``init_log_std`` at init."""
+    if not learned:
+        return None
+    return module.param(
+        "log_std",
+        lambda _, shape: jnp.full(shape, init_log_std, jnp.float32),
+        (action_dim,),
+    )
 
 
 class MLP(nn.Module):
@@ -145,14 +171,7 @@ class Actor(nn.Module):
             self.ortho_init,
             0.01,
         )
-        log_std = None
-        if self.learned_std:
-            # init_log_std matters only at init (a traceable hyperparameter).
-            log_std = self.param(
-                "log_std",
-                lambda _, shape: jnp.full(shape, init_log_std, jnp.float32),
-                (self.action_dim,),
-            )
+        log_std = learned_log_std(self, self.learned_std, self.action_dim, init_log_std)
         return ActorOutput(out, log_std)
 
 
