@@ -20,7 +20,7 @@ import jax
 import jax.numpy as jnp
 from flax import struct
 
-from ppo_jax.envs.contract import PyTree
+from ppo_jax.envs.contract import PyTree, select_where
 from ppo_jax.networks import ActorCritic, AnyNetwork, Network, Params
 
 OutT = TypeVar("OutT")
@@ -54,13 +54,7 @@ def restart(network: AnyNetwork[Any], carry: PyTree, first: jax.Array) -> PyTree
     """``carry`` with the initial carry where ``first`` ``[...]`` is True."""
     if isinstance(network, Network):
         return carry
-    initial = network.initial_carry(first.shape)
-
-    def select(init: jax.Array, old: jax.Array) -> jax.Array:
-        mask = first.reshape(first.shape + (1,) * (old.ndim - first.ndim))
-        return jnp.where(mask, init, old)
-
-    return jax.tree.map(select, initial, carry)
+    return select_where(first, network.initial_carry(first.shape), carry)
 
 
 def network_step(

@@ -63,6 +63,19 @@ def critic_part(tree: Any) -> Any:
     return tree.critic if isinstance(tree, AsymmetricObservation) else tree
 
 
+def select_where(mask: jax.Array, a: PyTree, b: PyTree) -> PyTree:
+    """Leaf by leaf, ``a`` where ``mask`` holds, else ``b``. ``mask`` covers
+    the leaves' leading axes: a scalar picks whole leaves, ``[N]`` picks rows
+    (an env's state, an observation, a network's carry)."""
+    mask = jnp.asarray(mask)
+
+    def pick(x: jax.Array, y: jax.Array) -> jax.Array:
+        lead = mask.reshape(mask.shape + (1,) * (jnp.ndim(x) - mask.ndim))
+        return jnp.where(lead, x, y)
+
+    return jax.tree.map(pick, a, b)
+
+
 class Environment(Protocol):
     """What ppo_jax steps: the gymnax 1.x ``Environment`` interface."""
 

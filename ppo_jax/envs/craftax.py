@@ -56,7 +56,7 @@ import jax.numpy as jnp
 from flax import struct
 from jax.custom_batching import custom_vmap
 
-from ppo_jax.envs.contract import Observation, PyTree, StepResult
+from ppo_jax.envs.contract import Observation, PyTree, StepResult, select_where
 from ppo_jax.imports import error_summary
 from ppo_jax.schema import ConfigError
 
@@ -78,24 +78,6 @@ NO_LIMIT = 2**31 - 1
 class CraftaxParams:
     inner: Any  # craftax's EnvParams
     max_steps_in_episode: int  # the time limit (craftax's max_timesteps)
-
-
-def _where(condition: jax.Array, a: PyTree, b: PyTree) -> PyTree:
-    """``a`` where the scalar ``condition`` holds, else ``b``, leaf by leaf."""
-    return jax.tree.map(lambda x, y: jax.lax.select(condition, x, y), a, b)
-
-
-def _where_rows(rows: jax.Array, a: PyTree, b: PyTree) -> PyTree:
-    """Row ``i`` of ``a`` where ``rows[i]`` (``[N]`` bool) holds, else of ``b``."""
-
-    def pick(x: jax.Array, y: jax.Array) -> jax.Array:
-        return jax.lax.select(
-            jnp.broadcast_to(rows.reshape(rows.shape + (1,) * (x.ndim - 1)), x.shape),
-            x,
-            y,
-        )
-
-    return jax.tree.map(pick, a, b)
 
 
 def _broadcast(tree: PyTree, batched: PyTree, size: int) -> PyTree:
@@ -172,8 +154,8 @@ class CraftaxEnv:
         reset_obs, reset_state = self.reset(reset_key, params)
         done = jnp.logical_or(terminated, truncated)
         return (
-            _where(done, reset_obs, obs),
-            _where(done, reset_state, state),
+            select_where(done, reset_obs, obs),
+            select_where(done, reset_state, state),
             reward,
             terminated,
             truncated,
@@ -241,7 +223,7 @@ class CraftaxEnv:
 
         def every() -> tuple[Observation, Any]:
             new_obs, new_state = reset(keys, params)
-            return _where_rows(done, new_obs, obs), _where_rows(done, new_state, state)
+            return select_where(done, (new_obs, new_state), (obs, state))
 
         branch = (num_done > 0).astype(jnp.int32) + (num_done > few).astype(jnp.int32)
         return jax.lax.switch(branch, (none, some, every))

@@ -28,7 +28,7 @@ import jax.numpy as jnp
 from flax import serialization, struct
 from gymnax.environments import spaces
 
-from ppo_jax.envs.contract import PyTree, StepResult
+from ppo_jax.envs.contract import PyTree, StepResult, select_where
 
 
 class BraxStyleEnv(Protocol):
@@ -79,10 +79,6 @@ serialization.register_serialization_state(
 )
 
 
-def _where(condition: jax.Array, a: PyTree, b: PyTree) -> PyTree:
-    return jax.tree.map(lambda x, y: jnp.where(condition, x, y), a, b)
-
-
 class StateEnv:
     """A brax-style env as a gymnax 1.x environment (see the module docstring)."""
 
@@ -115,7 +111,7 @@ class StateEnv:
             ended = state.done > 0
             stepped = self.env.step(state, action)
             total = total + jnp.where(ended, 0.0, stepped.reward)
-            return (_where(ended, state, stepped), total), None
+            return (select_where(ended, state, stepped), total), None
 
         zero = jnp.zeros((), jnp.float32)
         (inner, total), _ = jax.lax.scan(
@@ -132,7 +128,7 @@ class StateEnv:
         truncated = (steps >= params.max_steps_in_episode) & ~terminated
         done = terminated | truncated
         fresh = self.env.reset(key)
-        next_inner = _where(done, fresh, inner)
+        next_inner = select_where(done, fresh, inner)
         next_state = StateEnvState(
             inner=next_inner, steps=jnp.where(done, 0, steps).astype(jnp.int32)
         )
