@@ -10,7 +10,7 @@ from conftest import make_spec
 from ppo_jax import PPOConfig
 from ppo_jax.networks import make_networks
 from ppo_jax.networks.cnn import PatchConv
-from ppo_jax.networks.mlp import make_mlp_networks
+from ppo_jax.networks.mlp import SMALL_KERNEL_GRADIENT_MACS, make_mlp_networks, matmul
 from ppo_jax.schema import ConfigError
 
 
@@ -110,3 +110,38 @@ def test_patch_conv_equals_a_same_convolution(kernel):
     conv = nn.Conv(5, (kernel, kernel), padding="SAME")
     want = conv.apply(params, x)
     np.testing.assert_allclose(module.apply(params, x), want, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize(
+    "shape",
+    [(64, 3, 64), (64, 64, 64), (2200, 64, 64), (5, 11, 64, 1)],
+    ids=["small", "small-limit", "large", "time-major"],
+)
+def test_dense_matmul_gradient_equals_numpy(shape):
+    # The dense layers' custom VJP (a transposed copy of x for small kernel
+    # gradients, XLA's own dot for large ones) against the closed form in
+    # float64 numpy: dy = 2 (x W) for the loss sum((x W)^2), dx = dy W^T,
+    # dW = x^T dy over all leading axes.
+    *lead, d_in, d_out = shape
+    kx, kw = jax.random.split(jax.random.key(0))
+    x = jax.random.normal(kx, (*lead, d_in), jnp.float32)
+    w = jax.random.normal(kw, (d_in, d_out), jnp.float32)
+    small = np.prod(lead) * d_in * d_out <= SMALL_KERNEL_GRADIENT_MACS
+    assert small == (shape != (2200, 64, 64))
+
+    def loss(x, w):
+        return jnp.sum(matmul(x, w) ** 2)
+
+    dx, dw = jax.jit(jax.grad(loss, argnums=(0, 1)))(x, w)
+    x64, w64 = np.asarray(x, np.float64), np.asarray(w, np.float64)
+    dy = 2 * x64 @ w64
+    assert dx.dtype == dw.dtype == jnp.float32
+    np.testing.assert_allclose(dx, dy @ w64.T, rtol=1e-4, atol=1e-3)
+    rows, dy_rows = x64.reshape(-1, d_in), dy.reshape(-1, d_out)
+    np.testing.assert_allclose(dw, rows.T @ dy_rows, rtol=1e-4, atol=1e-2)
+    # vmapped over 3 scaled copies (seeds): dW scales by s**2, dx by s
+    xs = jnp.stack([x, 2 * x, -x])
+    dxs, dws = jax.jit(jax.vmap(jax.grad(loss, argnums=(0, 1)), (0, None)))(xs, w)
+    for i, scale in enumerate([1.0, 2.0, -1.0]):
+        np.testing.assert_allclose(dws[i], scale**2 * dw, rtol=1e-4, atol=1e-2)
+        np.testing.assert_allclose(dxs[i], scale * dx, rtol=1e-4, atol=1e-2)

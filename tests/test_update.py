@@ -11,6 +11,7 @@ from ppo_jax.losses import clipped_surrogate_loss, value_loss
 from ppo_jax.networks.mlp import make_mlp_networks
 from ppo_jax.policy import make_policy
 from ppo_jax.update import (
+    PACKED_PERMUTATION_MAX,
     Batch,
     clip_gradients,
     init_agent,
@@ -236,3 +237,19 @@ def test_random_permutation_is_uniform():
     expected = 4000 / 8
     chi2 = ((counts - expected) ** 2 / expected).sum()
     assert chi2 < 85.4, chi2
+
+
+@pytest.mark.parametrize(
+    "n", [1, 2, 2048, PACKED_PERMUTATION_MAX, PACKED_PERMUTATION_MAX + 1]
+)
+def test_random_permutation_sizes(n):
+    # Both paths (packed keys up to PACKED_PERMUTATION_MAX, argsort above)
+    # give a permutation, and a shuffled one: a uniform permutation of n >= 2048
+    # keeps about 1 item in place (Poisson(1)); n // 100 or more: odds < 1e-18.
+    perm = np.asarray(
+        jax.jit(random_permutation, static_argnums=1)(jax.random.key(1), n)
+    )
+    assert perm.dtype == np.int32 and perm.shape == (n,)
+    np.testing.assert_array_equal(np.sort(perm), np.arange(n))
+    if n >= 2048:
+        assert (perm == np.arange(n)).sum() < n // 100
