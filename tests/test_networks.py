@@ -10,7 +10,7 @@ from conftest import make_spec
 from ppo_jax import PPOConfig
 from ppo_jax.networks import make_networks
 from ppo_jax.networks.cnn import PatchConv
-from ppo_jax.networks.mlp import SMALL_KERNEL_GRADIENT_MACS, make_mlp_networks, matmul
+from ppo_jax.networks.mlp import dense_dot_general, make_mlp_networks, matmul
 from ppo_jax.schema import ConfigError
 
 
@@ -118,16 +118,19 @@ def test_patch_conv_equals_a_same_convolution(kernel):
     ids=["small", "small-limit", "large", "time-major"],
 )
 def test_dense_matmul_gradient_equals_numpy(shape):
-    # The dense layers' custom VJP (a transposed copy of x for small kernel
-    # gradients, XLA's own dot for large ones) against the closed form in
-    # float64 numpy: dy = 2 (x W) for the loss sum((x W)^2), dx = dy W^T,
-    # dW = x^T dy over all leading axes.
+    # The dense layers' custom VJP (the kernel gradient from a transposed copy
+    # of x) against the closed form in float64 numpy: dy = 2 (x W) for the
+    # loss sum((x W)^2), dx = dy W^T, dW = x^T dy over all leading axes.
+    # Dense layers take it only for small products, XLA's own gradient else.
     *lead, d_in, d_out = shape
     kx, kw = jax.random.split(jax.random.key(0))
     x = jax.random.normal(kx, (*lead, d_in), jnp.float32)
     w = jax.random.normal(kw, (d_in, d_out), jnp.float32)
-    small = np.prod(lead) * d_in * d_out <= SMALL_KERNEL_GRADIENT_MACS
-    assert small == (shape != (2200, 64, 64))
+    dense_jaxpr = jax.make_jaxpr(
+        lambda x, w: dense_dot_general(x, w, (((x.ndim - 1,), (0,)), ((), ())))
+    )(x, w)
+    takes_custom = "custom_vjp" in str(dense_jaxpr)
+    assert takes_custom == (shape != (2200, 64, 64)), dense_jaxpr
 
     def loss(x, w):
         return jnp.sum(matmul(x, w) ** 2)

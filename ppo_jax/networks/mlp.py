@@ -125,15 +125,18 @@ def dense(
 # row-major product: 78.3 -> 75.5 us a gradient step (64-wide matched
 # configuration, 2-core CPU, medians of 25 alternating rounds in one process;
 # a whole single-seed run 1.17x faster, 8 vmapped seeds unchanged). Larger
-# products are left to Eigen, which is faster there: the same change made the
-# 256-wide matched step ~20% and the tutorial's 2200-sample step ~15% slower.
+# products are left to XLA's own gradient: the copy made the 256-wide matched
+# step ~20% slower, and the tutorial's (2200 samples) whole run 10% slower
+# even when only its 64 -> 1 output layers took it (separate processes,
+# 4 alternating runs: 146k vs 167k steps/s).
 SMALL_KERNEL_GRADIENT_MACS = 64 * 64 * 64
+SMALL_KERNEL_GRADIENT_ROWS = 256
 
 
 @jax.custom_vjp
 def matmul(x: jax.Array, kernel: jax.Array) -> jax.Array:
     """``x [..., in] @ kernel [in, out] -> [..., out]``, whose kernel gradient
-    takes YNNPACK's row-major path when it is small (see above)."""
+    is the row-major product ``(x^T copied) @ dy`` (see above)."""
     return x @ kernel
 
 
@@ -149,9 +152,7 @@ def _matmul_backward(
     x, kernel = residuals
     rows = x.reshape(-1, x.shape[-1])  # [B, in]
     dy_rows = dy.reshape(-1, dy.shape[-1])  # [B, out]
-    x_t = rows.T  # [in, B]
-    if rows.size * kernel.shape[1] <= SMALL_KERNEL_GRADIENT_MACS:
-        x_t = jax.lax.optimization_barrier(x_t)
+    x_t = jax.lax.optimization_barrier(rows.T)  # [in, B], a real transpose
     return dy @ kernel.T, x_t @ dy_rows
 
 
@@ -166,13 +167,17 @@ def dense_dot_general(
     preferred_element_type: jax.typing.DTypeLike | None = None,
 ) -> jax.Array:
     """flax ``Dense``'s dot: :func:`matmul` for its usual ``[..., in] @ [in,
-    out]``, ``lax.dot_general`` for anything else."""
+    out]`` when small (at most ``SMALL_KERNEL_GRADIENT_ROWS`` rows ``B`` and
+    ``SMALL_KERNEL_GRADIENT_MACS`` products ``B * in * out``, shapes as
+    traced: per run under vmap), ``lax.dot_general`` for anything else."""
     usual = (((lhs.ndim - 1,), (0,)), ((), ()))
     if (
         dimension_numbers == usual
         and precision is None
         and preferred_element_type is None
         and rhs.ndim == 2
+        and lhs.size // lhs.shape[-1] <= SMALL_KERNEL_GRADIENT_ROWS
+        and lhs.size * rhs.shape[1] <= SMALL_KERNEL_GRADIENT_MACS
     ):
         return matmul(lhs, rhs)
     return jax.lax.dot_general(
