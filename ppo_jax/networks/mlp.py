@@ -119,16 +119,16 @@ def dense(
 # The kernel gradient of a dense layer is ``x^T @ dy``, a sum over the batch.
 # XLA's CPU backend hands that dot (batch axis contracted on both sides) to
 # Eigen, which took 17-21 us for a 64x64x64 one in the matched configuration's
-# gradient step, against ~8 us for the forward 64x64x64 dot that goes to
-# YNNPACK. Transposing ``x`` for real first (the optimization barrier keeps
-# XLA from folding the transpose back into the dot) gives YNNPACK a plain
-# row-major product: 78.3 -> 75.5 us a gradient step (64-wide matched
-# configuration, 2-core CPU, medians of 25 alternating rounds in one process;
-# a whole single-seed run 1.17x faster, 8 vmapped seeds unchanged). Larger
-# products are left to XLA's own gradient: the copy made the 256-wide matched
-# step ~20% slower, and the tutorial's (2200 samples) whole run 10% slower
-# even when only its 64 -> 1 output layers took it (separate processes,
-# 4 alternating runs: 146k vs 167k steps/s).
+# gradient step (profile), against ~8 us for the forward 64x64x64 dot that
+# goes to YNNPACK. Transposing ``x`` for real first (the optimization barrier
+# keeps XLA from folding the transpose back into the dot) gives YNNPACK a
+# plain row-major product: the matched 64-wide configuration trained 1.07x
+# faster (benchmarks/versus.py, 5 alternating rounds of fresh processes,
+# range 1.01-1.15; 2-core CPU). Larger products are left to XLA's own
+# gradient: the copy made the 256-wide matched step ~20% slower, and the
+# tutorial's (2200 samples) whole run 10% slower even when only its 64 -> 1
+# output layers took it (fresh processes, 4 alternating runs: 146k vs 167k
+# steps/s). Measured on CPUs only, so other backends keep XLA's gradient.
 SMALL_KERNEL_GRADIENT_MACS = 64 * 64 * 64
 SMALL_KERNEL_GRADIENT_ROWS = 256
 
@@ -169,15 +169,17 @@ def dense_dot_general(
     """flax ``Dense``'s dot: :func:`matmul` for its usual ``[..., in] @ [in,
     out]`` when small (at most ``SMALL_KERNEL_GRADIENT_ROWS`` rows ``B`` and
     ``SMALL_KERNEL_GRADIENT_MACS`` products ``B * in * out``, shapes as
-    traced: per run under vmap), ``lax.dot_general`` for anything else."""
+    traced: per run under vmap) on a CPU, ``lax.dot_general`` for anything
+    else."""
     usual = (((lhs.ndim - 1,), (0,)), ((), ()))
     if (
         dimension_numbers == usual
         and precision is None
         and preferred_element_type is None
         and rhs.ndim == 2
-        and lhs.size // lhs.shape[-1] <= SMALL_KERNEL_GRADIENT_ROWS
+        and math.prod(lhs.shape[:-1]) <= SMALL_KERNEL_GRADIENT_ROWS
         and lhs.size * rhs.shape[1] <= SMALL_KERNEL_GRADIENT_MACS
+        and jax.default_backend() == "cpu"
     ):
         return matmul(lhs, rhs)
     return jax.lax.dot_general(
