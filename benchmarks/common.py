@@ -7,10 +7,12 @@ import platform
 import statistics
 import subprocess
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import jax
+
+from ppo_jax.envs.contract import PyTree
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -69,6 +71,49 @@ def timed(fn, *args, repeats: int, warmup: bool = False) -> tuple[float, float]:
         jax.block_until_ready(compiled(*args))
         runs.append(time.perf_counter() - t)
     return compile_s, statistics.median(runs)
+
+
+def random_action_steps(
+    step: Callable,
+    params: PyTree,
+    num_envs: int,
+    steps: int,
+    sample_action: Callable[[jax.Array], jax.Array],
+) -> Callable[[PyTree, jax.Array], jax.Array]:
+    """``run(state, key)``: ``steps`` steps of ``step`` (an env's per-env
+    ``(key, state, action, params)`` step, vmapped over ``num_envs``) with
+    ``sample_action(key)`` actions for all envs, in ``lax.scan``, from the
+    batched env state ``state``. Returns the reward summed over all steps (so
+    that nothing is dead code): the env-alone ceiling of the benchmarks."""
+    batched_step = jax.vmap(step, in_axes=(0, 0, 0, None))
+
+    def run(state: PyTree, key: jax.Array) -> jax.Array:
+        def body(state: PyTree, k: jax.Array) -> tuple[PyTree, jax.Array]:
+            k_act, k_env = jax.random.split(k)
+            _, state, reward, *_ = batched_step(
+                jax.random.split(k_env, num_envs), state, sample_action(k_act), params
+            )
+            return state, reward.sum()
+
+        return jax.lax.scan(body, state, jax.random.split(key, steps))[1].sum()
+
+    return run
+
+
+def reset_then(
+    reset: Callable, params: PyTree, num_envs: int, run: Callable
+) -> Callable[[jax.Array], jax.Array]:
+    """``run_from_reset(key)``: reset ``num_envs`` envs with ``reset`` (per
+    env, vmapped), then ``run(state, key)`` with the rest of the key."""
+
+    def run_from_reset(key: jax.Array) -> jax.Array:
+        reset_key, run_key = jax.random.split(key)
+        _, state = jax.vmap(reset, in_axes=(0, None))(
+            jax.random.split(reset_key, num_envs), params
+        )
+        return run(state, run_key)
+
+    return run_from_reset
 
 
 @contextlib.contextmanager

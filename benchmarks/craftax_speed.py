@@ -43,7 +43,7 @@ except ImportError:
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import learning  # noqa: E402
-from common import machine, timed  # noqa: E402
+from common import machine, random_action_steps, reset_then, timed  # noqa: E402
 
 from ppo_jax import PPOConfig, build_pipeline  # noqa: E402
 from ppo_jax.envs import preset_config  # noqa: E402
@@ -96,21 +96,18 @@ def env_only(config: PPOConfig, per_env_resets: bool, repeats: int) -> dict:
     n = config.num_envs
     steps = PER_ENV_STEPS if per_env_resets else ENV_STEPS
 
-    def run(key: jax.Array) -> jax.Array:
-        reset_key, run_key = jax.random.split(key)
-        _, state = jax.vmap(env.reset, in_axes=(0, None))(
-            jax.random.split(reset_key, n), params
-        )
-
-        def body(state, k):
-            k_act, k_env = jax.random.split(k)
-            action = jax.random.randint(k_act, (n,), 0, spec.action_dim)
-            _, state, _, terminated, truncated, _ = jax.vmap(
-                step, in_axes=(0, 0, 0, None)
-            )(jax.random.split(k_env, n), state, action, params)
-            return state, (terminated | truncated).sum()
-
-        return jax.lax.scan(body, state, jax.random.split(run_key, steps))[1].sum()
+    run = reset_then(
+        env.reset,
+        params,
+        n,
+        random_action_steps(
+            step,
+            params,
+            n,
+            steps,
+            lambda k: jax.random.randint(k, (n,), 0, spec.action_dim),
+        ),
+    )
 
     compile_s, run_s = timed(run, jax.random.key(0), repeats=repeats, warmup=True)
     # Includes one reset of every env (small against the steps for the

@@ -24,9 +24,7 @@ Writes benchmarks/results/kernels.md and .json.
 from __future__ import annotations
 
 import json
-import statistics
 import sys
-import time
 from collections.abc import Callable
 from datetime import date
 from pathlib import Path
@@ -35,7 +33,7 @@ import jax
 import jax.numpy as jnp
 
 sys.path.insert(0, str(Path(__file__).parent))
-from common import ROOT, cpu_model  # noqa: E402
+from common import ROOT, cpu_model, timed  # noqa: E402
 
 from ppo_jax.update import random_permutation  # noqa: E402
 
@@ -66,14 +64,8 @@ def per_step_us(
 
         return jax.lax.scan(body, jnp.float32(0), args)[0]
 
-    compiled = jax.jit(run).lower(*inputs).compile()
-    jax.block_until_ready(compiled(*inputs))
-    times = []
-    for _ in range(9):
-        start = time.perf_counter()
-        jax.block_until_ready(compiled(*inputs))
-        times.append(time.perf_counter() - start)
-    return statistics.median(times) / steps * 1e6
+    _, run_s = timed(run, *inputs, repeats=9, warmup=True)
+    return run_s / steps * 1e6
 
 
 def main() -> None:

@@ -31,7 +31,7 @@ from pathlib import Path
 import jax
 
 sys.path.insert(0, str(Path(__file__).parent))
-from common import machine, timed  # noqa: E402
+from common import machine, random_action_steps, reset_then, timed  # noqa: E402
 
 from ppo_jax import build_pipeline  # noqa: E402
 from ppo_jax.envs import preset_config  # noqa: E402
@@ -56,23 +56,18 @@ def measure(task: str, num_envs: int | None, repeats: int) -> dict:
     env, params, spec = pipeline.setup
     n, steps = config.num_envs, config.rollout_length
 
-    def env_only(key: jax.Array) -> jax.Array:
-        reset_keys, run_key = jax.random.split(key)
-        _, state = jax.vmap(env.reset, in_axes=(0, None))(
-            jax.random.split(reset_keys, n), params
-        )
-
-        def body(state, k):
-            k_act, k_env = jax.random.split(k)
-            action = jax.random.uniform(
-                k_act, (n, spec.action_dim), minval=-1, maxval=1
-            )
-            _, state, reward, *_ = jax.vmap(env.step, in_axes=(0, 0, 0, None))(
-                jax.random.split(k_env, n), state, action, params
-            )
-            return state, reward.sum()
-
-        return jax.lax.scan(body, state, jax.random.split(run_key, steps * 4))[1]
+    env_only = reset_then(
+        env.reset,
+        params,
+        n,
+        random_action_steps(
+            env.step,
+            params,
+            n,
+            steps * 4,
+            lambda k: jax.random.uniform(k, (n, spec.action_dim), minval=-1, maxval=1),
+        ),
+    )
 
     env_compile_s, env_s = timed(
         env_only, jax.random.key(0), repeats=repeats, warmup=True

@@ -33,7 +33,7 @@ import jax
 import jax.numpy as jnp
 
 sys.path.insert(0, str(Path(__file__).parent))
-from common import machine, timed  # noqa: E402
+from common import machine, random_action_steps, timed  # noqa: E402
 
 from ppo_jax import PPOConfig, build_pipeline, make_train  # noqa: E402
 from ppo_jax.memory import initial_memory  # noqa: E402
@@ -94,20 +94,15 @@ def env_ceiling_sps(num_envs: int, steps: int, repeats: int) -> float:
         pipeline.config,
         initial_memory(pipeline.networks, pipeline.config.num_envs),
     )
-    step = jax.vmap(env.step, in_axes=(0, 0, 0, None))
-
-    def run(state, key):
-        def body(state, k):
-            k_act, k_env = jax.random.split(k)
-            action = jax.random.uniform(
-                k_act, (num_envs, spec.action_dim), minval=-2.0, maxval=2.0
-            )
-            _, state, reward, *_ = step(
-                jax.random.split(k_env, num_envs), state, action, params
-            )
-            return state, reward.sum()
-
-        return jax.lax.scan(body, state, jax.random.split(key, steps))
+    run = random_action_steps(
+        env.step,
+        params,
+        num_envs,
+        steps,
+        lambda k: jax.random.uniform(
+            k, (num_envs, spec.action_dim), minval=-2.0, maxval=2.0
+        ),
+    )
 
     _, run_s = timed(run, envs.state, jax.random.key(1), repeats=repeats)
     return num_envs * steps / run_s
