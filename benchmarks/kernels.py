@@ -2,7 +2,7 @@
 sets the ceilings of the 256-wide and tutorial configurations, and the two
 choices the update makes by shape (issue 13).
 
-    python benchmarks/kernels.py        # about 1 minute on 2 cores
+    python benchmarks/kernels.py        # about 25 seconds on 2 cores
 
 Each case runs 100 times inside one compiled ``lax.scan`` (as in training),
 median of 9 timed calls, compile excluded:
@@ -16,7 +16,17 @@ median of 9 timed calls, compile excluded:
   a transposed copy of ``x`` first (what ``ppo_jax.networks.mlp.matmul``
   does for small minibatches);
 - a random permutation of 2,048 samples: ``argsort`` of random keys against
-  one sort of packed uint32 keys (``ppo_jax.update.random_permutation``).
+  one sort of packed uint32 keys (``ppo_jax.update.random_permutation``);
+- whole gradient steps of two independent networks (actor and critic: a
+  tanh MLP ``in -> h -> h -> 1`` each, squared error, plain gradient
+  descent), 100 steps in a scan: one network, both in one program, and both
+  split over two CPU devices (``shard_map``; run in a child process started
+  with ``--xla_force_host_platform_device_count=2``), without communication
+  and with one scalar ``psum`` per step.
+  On a CPU, XLA's runtime hands ready operations to a second thread only
+  when more than 8 are ready at once (``ThunkExecutor``'s split threshold),
+  so two chains of dots in one program run one after the other; the
+  two-device time is what using both cores for actor and critic could give.
 
 Writes benchmarks/results/kernels.md and .json.
 """
@@ -24,6 +34,8 @@ Writes benchmarks/results/kernels.md and .json.
 from __future__ import annotations
 
 import json
+import os
+import subprocess
 import sys
 from collections.abc import Callable
 from datetime import date
@@ -68,6 +80,125 @@ def per_step_us(
     return run_s / steps * 1e6
 
 
+# (label, B, in, hidden): minibatch rows and widths of the gradient steps.
+NETWORK_STEPS = [
+    ("matched 64-wide", 64, 3, 64),
+    ("matched 256-wide", 64, 3, 256),
+    ("tutorial", 2200, 3, 64),
+]
+TWO_DEVICES_FLAG = "--xla_force_host_platform_device_count=2"
+
+
+def network_params(key: jax.Array, d_in: int, hidden: int) -> tuple[jax.Array, ...]:
+    """``(W1 [in, h], W2 [h, h], w3 [h, 1])``, scaled like a fan-in init."""
+    k1, k2, k3 = jax.random.split(key, 3)
+    return tuple(
+        jax.random.normal(k, shape) / shape[0] ** 0.5
+        for k, shape in (
+            (k1, (d_in, hidden)),
+            (k2, (hidden, hidden)),
+            (k3, (hidden, 1)),
+        )
+    )
+
+
+def gradient_steps(
+    params: tuple[jax.Array, ...],
+    x: jax.Array,
+    y: jax.Array,
+    norm_over: str | None = None,
+) -> tuple[jax.Array, ...]:
+    """``STEPS`` gradient-descent steps of one network on ``x [B, in]``,
+    ``y [B, 1]`` in a scan: each step's dots wait for the last update.
+
+    ``norm_over``: a ``shard_map`` axis name; each step then clips by the
+    gradient norm summed over it (``psum``), as a joint optimizer's
+    global-norm clipping would need with one network per device."""
+
+    def loss(params: tuple[jax.Array, ...]) -> jax.Array:
+        w1, w2, w3 = params
+        return jnp.mean(jnp.square(jnp.tanh(jnp.tanh(x @ w1) @ w2) @ w3 - y))
+
+    def step(params: tuple[jax.Array, ...], _: None) -> tuple[tuple, None]:
+        grads = jax.grad(loss)(params)
+        scale = jnp.float32(1e-3)
+        if norm_over is not None:
+            norm = jnp.sqrt(jax.lax.psum(sum(jnp.sum(g * g) for g in grads), norm_over))
+            scale = scale * jnp.minimum(1.0, 0.5 / norm)
+        return tuple(p - scale * g for p, g in zip(params, grads, strict=True)), None
+
+    return jax.lax.scan(step, params, None, length=STEPS)[0]
+
+
+def network_step_inputs(rows: int, d_in: int, hidden: int) -> tuple:
+    """Two networks' parameters and data, each stacked on a leading ``[2]``."""
+    keys = jax.random.split(jax.random.key(2), 4)
+    params = jax.vmap(lambda k: network_params(k, d_in, hidden))(keys[:2])
+    x = jax.random.normal(keys[2], (2, rows, d_in))
+    y = jax.random.normal(keys[3], (2, rows, 1))
+    return params, x, y
+
+
+def time_network_steps(devices: int) -> dict[str, dict[str, float]]:
+    """Microseconds per gradient step for every ``NETWORK_STEPS`` shape: one
+    network, two in one program and (``devices == 2``) two on two devices."""
+
+    def network(i: int, params: tuple, x: jax.Array, y: jax.Array) -> tuple:
+        return gradient_steps(tuple(a[i] for a in params), x[i], y[i])
+
+    def first(params: tuple, x: jax.Array, y: jax.Array) -> tuple:
+        return network(0, params, x, y)
+
+    def both(params: tuple, x: jax.Array, y: jax.Array) -> tuple:
+        return network(0, params, x, y), network(1, params, x, y)
+
+    results: dict[str, dict[str, float]] = {}
+    for label, rows, d_in, hidden in NETWORK_STEPS:
+        inputs = network_step_inputs(rows, d_in, hidden)
+        row = {
+            "one_us": timed(first, *inputs, repeats=9, warmup=True)[1],
+            "both_one_program_us": timed(both, *inputs, repeats=9, warmup=True)[1],
+        }
+        if devices == 2:
+            from jax.sharding import Mesh, NamedSharding
+            from jax.sharding import PartitionSpec as P
+
+            mesh = Mesh(jax.devices()[:2], ("net",))
+            placed = jax.device_put(inputs, NamedSharding(mesh, P("net")))
+            for name, norm_over in (("", None), ("_norm_psum", "net")):
+
+                def local(
+                    params: tuple, x: jax.Array, y: jax.Array, norm_over=norm_over
+                ) -> tuple:
+                    mine = tuple(a[0] for a in params)
+                    return tuple(
+                        a[None] for a in gradient_steps(mine, x[0], y[0], norm_over)
+                    )
+
+                split = jax.shard_map(
+                    local, mesh=mesh, in_specs=P("net"), out_specs=P("net")
+                )
+                row[f"both_two_devices{name}_us"] = timed(
+                    split, *placed, repeats=9, warmup=True
+                )[1]
+        results[label] = {k: v / STEPS * 1e6 for k, v in row.items()}
+    return results
+
+
+def two_device_network_steps() -> dict[str, dict[str, float]]:
+    """:func:`time_network_steps` with two CPU devices, in a child process
+    (the device count is fixed when jax starts)."""
+    env = {
+        **os.environ,
+        "XLA_FLAGS": f"{os.environ.get('XLA_FLAGS', '')} {TWO_DEVICES_FLAG}",
+    }
+    child = subprocess.run(
+        [sys.executable, __file__, "--network-steps-on-two-devices"],
+        env=env, capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    return json.loads(child.stdout.strip().splitlines()[-1])
+
+
 def main() -> None:
     normal = jax.random.normal
     keys = iter(jax.random.split(jax.random.key(0), 16))
@@ -109,6 +240,27 @@ def main() -> None:
     out["permutation_2048"] = {"argsort_us": argsort, "packed_sort_us": packed}
     print(f"permutation of {n}: argsort {argsort:.0f} us, packed {packed:.0f} us")
 
+    network_steps = two_device_network_steps()
+    out["network_steps"] = network_steps
+    step_lines = []
+    for label, rows, d_in, hidden in NETWORK_STEPS:
+        t = network_steps[label]
+        print(
+            f"{label} gradient step: one network {t['one_us']:.1f} us, both in one "
+            f"program {t['both_one_program_us']:.1f} us, on two devices "
+            f"{t['both_two_devices_us']:.1f} us (with a norm psum per step "
+            f"{t['both_two_devices_norm_psum_us']:.1f} us)",
+            flush=True,
+        )
+        step_lines.append(
+            f"| {label} | {rows} x ({d_in} -> {hidden} -> {hidden} -> 1) | "
+            f"{t['one_us']:.1f} | {t['both_one_program_us']:.1f} | "
+            f"{t['both_one_program_us'] / t['one_us']:.2f} | "
+            f"{t['both_two_devices_us']:.1f} | "
+            f"{t['both_two_devices_us'] / t['one_us']:.2f} | "
+            f"{t['both_two_devices_norm_psum_us']:.1f} |"
+        )
+
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / "kernels.json").write_text(json.dumps(out, indent=1) + "\n")
     (RESULTS / "kernels.md").write_text(
@@ -124,8 +276,22 @@ def main() -> None:
         + "\n".join(lines)
         + f"\n\nRandom permutation of {n} samples: argsort of random keys "
         f"{argsort:.0f} us, one sort of packed uint32 keys {packed:.0f} us.\n"
+        "\n## Two networks' gradient steps: one program or two devices\n\n"
+        f"Microseconds per step of {STEPS} gradient-descent steps in a scan "
+        "(tanh MLP, squared error), median of 9 calls. *ratio*: over one "
+        "network (2.0: the two ran one after the other; 1.0: side by side). "
+        "Two devices: `shard_map` over two CPU devices, one network each, no "
+        "communication; the last column adds one scalar `psum` per step (the "
+        "summed gradient norm that a joint optimizer's global-norm clipping "
+        "needs).\n\n"
+        "| shapes | rows x layers | one network us | both, one program us | "
+        "ratio | both, two devices us | ratio | two devices + norm psum us |\n"
+        "|---|---|---|---|---|---|---|---|\n" + "\n".join(step_lines) + "\n"
     )
 
 
 if __name__ == "__main__":
-    main()
+    if sys.argv[1:] == ["--network-steps-on-two-devices"]:
+        print(json.dumps(time_network_steps(len(jax.devices()))))
+    else:
+        main()
