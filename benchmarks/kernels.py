@@ -17,12 +17,13 @@ median of 9 timed calls, compile excluded:
   does for small minibatches);
 - a random permutation of 2,048 samples: ``argsort`` of random keys against
   one sort of packed uint32 keys (``ppo_jax.update.random_permutation``);
-- whole gradient steps of two independent networks (actor and critic: a
-  tanh MLP ``in -> h -> h -> 1`` each, squared error, plain gradient
-  descent), 100 steps in a scan: one network, both in one program, and both
-  split over two CPU devices (``shard_map``; run in a child process started
-  with ``--xla_force_host_platform_device_count=2``), without communication
-  and with one scalar ``psum`` per step.
+- whole gradient steps of two independent networks (actor and critic: an
+  MLP ``in -> h -> h -> 1`` each with the configuration's activation,
+  squared error, plain gradient descent), 100 steps in a scan: one
+  network, both in one program, and both split over two CPU devices
+  (``shard_map``; run in a child process started with
+  ``--xla_force_host_platform_device_count=2``), without communication and
+  with one scalar ``psum`` per step.
   On a CPU, XLA's runtime hands ready operations to a second thread only
   when more than 8 are ready at once (``ThunkExecutor``'s split threshold),
   so two chains of dots in one program run one after the other; the
@@ -33,6 +34,7 @@ Writes benchmarks/results/kernels.md and .json.
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import subprocess
@@ -80,12 +82,14 @@ def per_step_us(
     return run_s / steps * 1e6
 
 
-# (label, B, in, hidden): minibatch rows and widths of the gradient steps.
+# (label, B, in, hidden, activation): minibatch rows, widths and hidden
+# activation of the gradient steps (the presets': tanh matched, relu tutorial).
 NETWORK_STEPS = [
-    ("matched 64-wide", 64, 3, 64),
-    ("matched 256-wide", 64, 3, 256),
-    ("tutorial", 2200, 3, 64),
+    ("matched 64-wide", 64, 3, 64, "tanh"),
+    ("matched 256-wide", 64, 3, 256, "tanh"),
+    ("tutorial", 2200, 3, 64, "relu"),
 ]
+ACTIVATIONS = {"tanh": jnp.tanh, "relu": jax.nn.relu}
 TWO_DEVICES_FLAG = "--xla_force_host_platform_device_count=2"
 
 
@@ -106,18 +110,22 @@ def gradient_steps(
     params: tuple[jax.Array, ...],
     x: jax.Array,
     y: jax.Array,
+    activation: str,
     norm_over: str | None = None,
 ) -> tuple[jax.Array, ...]:
     """``STEPS`` gradient-descent steps of one network on ``x [B, in]``,
     ``y [B, 1]`` in a scan: each step's dots wait for the last update.
+    ``activation``: a key of ``ACTIVATIONS``.
 
     ``norm_over``: a ``shard_map`` axis name; each step then clips by the
     gradient norm summed over it (``psum``), as a joint optimizer's
     global-norm clipping would need with one network per device."""
 
+    act = ACTIVATIONS[activation]
+
     def loss(params: tuple[jax.Array, ...]) -> jax.Array:
         w1, w2, w3 = params
-        return jnp.mean(jnp.square(jnp.tanh(jnp.tanh(x @ w1) @ w2) @ w3 - y))
+        return jnp.mean(jnp.square(act(act(x @ w1) @ w2) @ w3 - y))
 
     def step(params: tuple[jax.Array, ...], _: None) -> tuple[tuple, None]:
         grads = jax.grad(loss)(params)
@@ -139,21 +147,38 @@ def network_step_inputs(rows: int, d_in: int, hidden: int) -> tuple:
     return params, x, y
 
 
+def one_network(params: tuple, x: jax.Array, y: jax.Array, activation: str) -> tuple:
+    """Gradient steps of the first of two stacked networks."""
+    return gradient_steps(tuple(a[0] for a in params), x[0], y[0], activation)
+
+
+def two_networks(
+    params: tuple, x: jax.Array, y: jax.Array, activation: str
+) -> tuple[tuple, tuple]:
+    """Gradient steps of both stacked networks, in one program."""
+    second = gradient_steps(tuple(a[1] for a in params), x[1], y[1], activation)
+    return one_network(params, x, y, activation), second
+
+
+def local_network(
+    params: tuple, x: jax.Array, y: jax.Array, activation: str, norm_over: str | None
+) -> tuple:
+    """Inside ``shard_map``: this device's network (a ``[1]`` slice of the
+    stacked two), stepped and stacked back."""
+    mine = tuple(a[0] for a in params)
+    return tuple(
+        a[None] for a in gradient_steps(mine, x[0], y[0], activation, norm_over)
+    )
+
+
 def time_network_steps(devices: int) -> dict[str, dict[str, float]]:
     """Microseconds per gradient step for every ``NETWORK_STEPS`` shape: one
     network, two in one program and (``devices == 2``) two on two devices."""
 
-    def network(i: int, params: tuple, x: jax.Array, y: jax.Array) -> tuple:
-        return gradient_steps(tuple(a[i] for a in params), x[i], y[i])
-
-    def first(params: tuple, x: jax.Array, y: jax.Array) -> tuple:
-        return network(0, params, x, y)
-
-    def both(params: tuple, x: jax.Array, y: jax.Array) -> tuple:
-        return network(0, params, x, y), network(1, params, x, y)
-
     results: dict[str, dict[str, float]] = {}
-    for label, rows, d_in, hidden in NETWORK_STEPS:
+    for label, rows, d_in, hidden, activation in NETWORK_STEPS:
+        first = functools.partial(one_network, activation=activation)
+        both = functools.partial(two_networks, activation=activation)
         inputs = network_step_inputs(rows, d_in, hidden)
         row = {
             "one_us": timed(first, *inputs, repeats=9, warmup=True)[1],
@@ -166,17 +191,13 @@ def time_network_steps(devices: int) -> dict[str, dict[str, float]]:
             mesh = Mesh(jax.devices()[:2], ("net",))
             placed = jax.device_put(inputs, NamedSharding(mesh, P("net")))
             for name, norm_over in (("", None), ("_norm_psum", "net")):
-
-                def local(
-                    params: tuple, x: jax.Array, y: jax.Array, norm_over=norm_over
-                ) -> tuple:
-                    mine = tuple(a[0] for a in params)
-                    return tuple(
-                        a[None] for a in gradient_steps(mine, x[0], y[0], norm_over)
-                    )
-
                 split = jax.shard_map(
-                    local, mesh=mesh, in_specs=P("net"), out_specs=P("net")
+                    functools.partial(
+                        local_network, activation=activation, norm_over=norm_over
+                    ),
+                    mesh=mesh,
+                    in_specs=P("net"),
+                    out_specs=P("net"),
                 )
                 row[f"both_two_devices{name}_us"] = timed(
                     split, *placed, repeats=9, warmup=True
@@ -243,7 +264,7 @@ def main() -> None:
     network_steps = two_device_network_steps()
     out["network_steps"] = network_steps
     step_lines = []
-    for label, rows, d_in, hidden in NETWORK_STEPS:
+    for label, rows, d_in, hidden, activation in NETWORK_STEPS:
         t = network_steps[label]
         print(
             f"{label} gradient step: one network {t['one_us']:.1f} us, both in one "
@@ -253,7 +274,8 @@ def main() -> None:
             flush=True,
         )
         step_lines.append(
-            f"| {label} | {rows} x ({d_in} -> {hidden} -> {hidden} -> 1) | "
+            f"| {label} | {rows} x ({d_in} -> {hidden} -> {hidden} -> 1), "
+            f"{activation} | "
             f"{t['one_us']:.1f} | {t['both_one_program_us']:.1f} | "
             f"{t['both_one_program_us'] / t['one_us']:.2f} | "
             f"{t['both_two_devices_us']:.1f} | "
@@ -278,7 +300,8 @@ def main() -> None:
         f"{argsort:.0f} us, one sort of packed uint32 keys {packed:.0f} us.\n"
         "\n## Two networks' gradient steps: one program or two devices\n\n"
         f"Microseconds per step of {STEPS} gradient-descent steps in a scan "
-        "(tanh MLP, squared error), median of 9 calls. *ratio*: over one "
+        "(MLPs with the configuration's activation; squared error), median of "
+        "9 calls. *ratio*: over one "
         "network (2.0: the two ran one after the other; 1.0: side by side). "
         "Two devices: `shard_map` over two CPU devices, one network each, no "
         "communication; the last column adds one scalar `psum` per step (the "
