@@ -222,6 +222,34 @@ def test_flat_parameter_steps_equal_per_leaf_steps(monkeypatch, optimizer):
     np.testing.assert_allclose(flat_info.actor_loss, tree_info.actor_loss, rtol=1e-5)
 
 
+def test_unrolled_minibatch_loop_equals_the_plain_one(monkeypatch):
+    # Small minibatches take two gradient steps per loop iteration on a CPU
+    # (an odd count, 3, leaves one step over): the same steps, so the same
+    # agent up to float rounding.
+    import ppo_jax.update as update_module
+
+    config = PPOConfig(
+        update_epochs=2, num_minibatches=3, hidden_sizes=(8,), optimizer="joint",
+        max_grad_norm=0.5, adam_eps=1e-5,
+    )  # fmt: skip
+    results = []
+    for limit, unroll in ((10**9, 2), (0, 1)):
+        monkeypatch.setattr(update_module, "MINIBATCH_UNROLL_MAX_SAMPLES", limit)
+        assert update_module.minibatch_unroll(16) == unroll
+        _, _, batch, agent0, update, hp = make_setup(config, batch_size=48)
+        results.append(update(agent0, batch, jax.random.key(3), hp))
+    (unrolled, unrolled_info), (plain, plain_info) = results
+    for a, b in zip(jax.tree.leaves(unrolled), jax.tree.leaves(plain), strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+    assert not np.allclose(
+        jax.tree.leaves(unrolled.actor_params)[0],
+        jax.tree.leaves(agent0.actor_params)[0],
+    )  # the steps did move the parameters
+    np.testing.assert_allclose(
+        unrolled_info.actor_loss, plain_info.actor_loss, rtol=1e-5
+    )
+
+
 def test_random_permutation_is_uniform():
     # Each of 8 items lands in each of 8 positions with probability 1/8: a
     # chi-square test over 4,000 permutations (99.9% quantile for 49 dof: 85.4).
