@@ -232,8 +232,9 @@ def test_unrolled_minibatch_loop_equals_the_plain_one(monkeypatch):
         update_epochs=2, num_minibatches=3, hidden_sizes=(8,), optimizer="joint",
         max_grad_norm=0.5, adam_eps=1e-5,
     )  # fmt: skip
+    on_cpu = jax.default_backend() == "cpu"  # where the unroll applies
     results = []
-    for limit, unroll in ((10**9, 2), (0, 1)):
+    for limit, unroll in ((10**9, 2 if on_cpu else 1), (0, 1)):
         monkeypatch.setattr(update_module, "MINIBATCH_UNROLL_MAX_SAMPLES", limit)
         assert update_module.minibatch_unroll(16) == unroll
         _, _, batch, agent0, update, hp = make_setup(config, batch_size=48)
