@@ -173,7 +173,9 @@ def shuffled_sequences(key: jax.Array, batch: Batch, num_minibatches: int) -> Ba
 # per iteration of the minibatch loop (lax.scan's unroll=2). Their steps are
 # short (~75 us for the 64-wide matched configuration's 64 samples), and the
 # loop's cost per iteration showed: that configuration trained 1.12x faster
-# (median of 7 alternating fresh-process pairs, 2-core CPU), 256-wide 1.06x;
+# (median of 7 alternating pairs of fresh processes timing
+# jax.jit(make_train(config)) as benchmarks/versus.py does; 2-core CPU),
+# 256-wide 1.06x;
 # 256-sample minibatches (tuned Pendulum, CartPole), MinAtar's CNN and the GRU
 # showed no gain, unroll=4 was slower than 2, and 16 vmapped seeds of the
 # 64-wide configuration lost nothing (0.98-1.08). Measured on CPUs only.
