@@ -122,12 +122,12 @@ def random_permutation(key: jax.Array, n: int) -> jax.Array:
     keep index order, have probability ``2**-(32 - ceil(log2 n))`` per
     pair (``2**-21`` for 2048). Larger ``n`` argsorts 32 random bits.
     """
+    random_bits = jax.random.bits(key, (n,), jnp.uint32)
     if n <= PACKED_PERMUTATION_MAX:
         index_bits = max(n - 1, 1).bit_length()
-        random_bits = jax.random.bits(key, (n,), jnp.uint32)
         packed = (random_bits << index_bits) | jnp.arange(n, dtype=jnp.uint32)
         return (jnp.sort(packed) & ((1 << index_bits) - 1)).astype(jnp.int32)
-    return jnp.argsort(jax.random.bits(key, (n,), jnp.uint32)).astype(jnp.int32)
+    return jnp.argsort(random_bits).astype(jnp.int32)
 
 
 def shuffled_minibatches(key: jax.Array, batch: Tree, num_minibatches: int) -> Tree:
@@ -173,12 +173,12 @@ def shuffled_sequences(key: jax.Array, batch: Batch, num_minibatches: int) -> Ba
 # per iteration of the minibatch loop (lax.scan's unroll=2). Their steps are
 # short (~75 us for the 64-wide matched configuration's 64 samples), and the
 # loop's cost per iteration showed: that configuration trained 1.12x faster
-# (median of 7 alternating pairs of fresh processes timing
-# jax.jit(make_train(config)) as benchmarks/versus.py does; 2-core CPU),
-# 256-wide 1.06x;
-# 256-sample minibatches (tuned Pendulum, CartPole), MinAtar's CNN and the GRU
-# showed no gain, unroll=4 was slower than 2, and 16 vmapped seeds of the
-# 64-wide configuration lost nothing (0.98-1.08). Measured on CPUs only.
+# and the 256-wide one 1.06x (medians of 7 and 3 alternating pairs of fresh
+# processes timing jax.jit(make_train(config)) as benchmarks/versus.py does;
+# 2-core CPU). 256-sample minibatches (tuned Pendulum, CartPole), MinAtar's
+# CNN and the GRU showed no gain, unroll=4 was slower than 2, and 16 vmapped
+# seeds of the 64-wide configuration lost nothing (0.98-1.08). Measured on
+# CPUs only.
 MINIBATCH_UNROLL_MAX_SAMPLES = 128
 
 
