@@ -2,7 +2,7 @@
 sets the ceilings of the 256-wide and tutorial configurations, and the two
 choices the update makes by shape (issue 13).
 
-    python benchmarks/kernels.py        # about 25 seconds on 2 cores
+    python benchmarks/kernels.py        # about 2 minutes on 2 cores
 
 Each case runs 100 times inside one compiled ``lax.scan`` (as in training),
 median of 9 timed calls, compile excluded:
@@ -27,7 +27,11 @@ median of 9 timed calls, compile excluded:
   On a CPU, XLA's runtime hands ready operations to a second thread only
   when more than 8 are ready at once (``ThunkExecutor``'s split threshold),
   so two chains of dots in one program run one after the other; the
-  two-device time is what using both cores for actor and critic could give.
+  two-device time is what using both cores for actor and critic could give;
+- the same step of both networks under what else this CPU and XLA's CPU
+  backend offer, each in a child process of its own: the process pinned to
+  one core (what the second core adds today), and the other matmul libraries
+  XLA can call (oneDNN, XNNPACK, Eigen alone with YNNPACK's fusions off).
 
 Writes benchmarks/results/kernels.md and .json.
 """
@@ -37,6 +41,7 @@ from __future__ import annotations
 import functools
 import json
 import os
+import statistics
 import subprocess
 import sys
 from collections.abc import Callable
@@ -91,6 +96,8 @@ NETWORK_STEPS = [
 ]
 ACTIVATIONS = {"tanh": jnp.tanh, "relu": jax.nn.relu}
 TWO_DEVICES_FLAG = "--xla_force_host_platform_device_count=2"
+MODE_TWO_DEVICES = "--network-steps-on-two-devices"
+MODE_BOTH_NETWORKS = "--both-networks-step"
 
 
 def network_params(key: jax.Array, d_in: int, hidden: int) -> tuple[jax.Array, ...]:
@@ -206,18 +213,50 @@ def time_network_steps(devices: int) -> dict[str, dict[str, float]]:
     return results
 
 
-def two_device_network_steps() -> dict[str, dict[str, float]]:
-    """:func:`time_network_steps` with two CPU devices, in a child process
-    (the device count is fixed when jax starts)."""
-    env = {
-        **os.environ,
-        "XLA_FLAGS": f"{os.environ.get('XLA_FLAGS', '')} {TWO_DEVICES_FLAG}",
-    }
+def time_both_networks_step() -> dict[str, float]:
+    """Microseconds per gradient step of both networks in one program, for
+    every ``NETWORK_STEPS`` shape (label -> us), under this process's
+    settings."""
+    results = {}
+    for label, rows, d_in, hidden, activation in NETWORK_STEPS:
+        both = functools.partial(two_networks, activation=activation)
+        inputs = network_step_inputs(rows, d_in, hidden)
+        results[label] = timed(both, *inputs, repeats=9, warmup=True)[1] / STEPS * 1e6
+    return results
+
+
+def run_child(mode: str, xla_flags: str = "", one_core: bool = False) -> dict:
+    """This script with ``mode`` in a child process, whose JSON answer (its
+    last line) is returned: XLA flags and the CPUs a process may use are
+    fixed when jax starts. ``one_core``: the child may run on one CPU only
+    (Linux)."""
+    flags = f"{os.environ.get('XLA_FLAGS', '')} {xla_flags}".strip()
+    env = {**os.environ, "XLA_FLAGS": flags}
+    first_cpu = min(os.sched_getaffinity(0)) if one_core else None
+
+    def pin() -> None:
+        if first_cpu is not None:
+            os.sched_setaffinity(0, {first_cpu})
+
     child = subprocess.run(
-        [sys.executable, __file__, "--network-steps-on-two-devices"],
-        env=env, capture_output=True, text=True, check=True,
+        [sys.executable, __file__, mode],
+        env=env, capture_output=True, text=True, preexec_fn=pin,
     )  # fmt: skip
+    if child.returncode != 0:
+        sys.exit(f"{mode} with XLA_FLAGS={flags!r} failed:\n{child.stderr[-2000:]}")
     return json.loads(child.stdout.strip().splitlines()[-1])
+
+
+# (label, XLA flags, one core): what else this CPU and XLA's CPU backend offer
+# for the same program; each is timed in a child process of its own.
+CPU_SETTINGS = [
+    ("default (2 cores)", "", False),
+    ("one core", "", True),
+    ("oneDNN", "--xla_cpu_use_onednn=true", False),
+    ("XNNPACK dots", "--xla_cpu_experimental_xnn_fusion_type=dot", False),
+    ("no YNNPACK fusions", "--xla_cpu_experimental_ynn_fusion_type=", False),
+]
+SETTING_ROUNDS = 3
 
 
 def main() -> None:
@@ -261,7 +300,7 @@ def main() -> None:
     out["permutation_2048"] = {"argsort_us": argsort, "packed_sort_us": packed}
     print(f"permutation of {n}: argsort {argsort:.0f} us, packed {packed:.0f} us")
 
-    network_steps = two_device_network_steps()
+    network_steps = run_child(MODE_TWO_DEVICES, TWO_DEVICES_FLAG)
     out["network_steps"] = network_steps
     step_lines = []
     for label, rows, d_in, hidden, activation in NETWORK_STEPS:
@@ -282,6 +321,34 @@ def main() -> None:
             f"{t['both_two_devices_us'] / t['one_us']:.2f} | "
             f"{t['both_two_devices_norm_psum_us']:.1f} |"
         )
+
+    # Rounds alternate the settings so that a slow spell of this shared
+    # machine does not land on one setting; the median round counts.
+    rounds = [
+        {
+            name: run_child(MODE_BOTH_NETWORKS, flags, one_core)
+            for name, flags, one_core in CPU_SETTINGS
+        }
+        for _ in range(SETTING_ROUNDS)
+    ]
+    settings = {
+        name: {
+            label: statistics.median(r[name][label] for r in rounds)
+            for label, *_ in NETWORK_STEPS
+        }
+        for name, *_ in CPU_SETTINGS
+    }
+    out["both_networks_step_by_setting"] = settings
+    default = settings[CPU_SETTINGS[0][0]]
+    setting_lines = []
+    for label, *_ in NETWORK_STEPS:
+        times = [settings[name][label] for name, *_ in CPU_SETTINGS]
+        cells = " | ".join(f"{t:.1f} ({t / default[label]:.2f})" for t in times)
+        setting_lines.append(f"| {label} | {cells} |")
+        print(f"{label}, both networks' step by setting: {cells}", flush=True)
+    flag_notes = "; ".join(
+        f"{name}: `{flags}`" for name, flags, _ in CPU_SETTINGS if flags
+    )
 
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / "kernels.json").write_text(json.dumps(out, indent=1) + "\n")
@@ -310,11 +377,21 @@ def main() -> None:
         "| shapes | rows x layers | one network us | both, one program us | "
         "ratio | both, two devices us | ratio | two devices + norm psum us |\n"
         "|---|---|---|---|---|---|---|---|\n" + "\n".join(step_lines) + "\n"
+        "\n## Both networks' gradient step under other CPU settings\n\n"
+        "The same step (both networks, one program), microseconds, each "
+        f"setting in a fresh process, median of {SETTING_ROUNDS} alternating "
+        "rounds; in brackets the time over the default's "
+        "(below 1 is faster). One core: the process may run on one CPU only "
+        f"(`sched_setaffinity`). XLA flags: {flag_notes}.\n\n"
+        "| shapes | " + " | ".join(name for name, *_ in CPU_SETTINGS) + " |\n"
+        "|---|" + "---|" * len(CPU_SETTINGS) + "\n" + "\n".join(setting_lines) + "\n"
     )
 
 
 if __name__ == "__main__":
-    if sys.argv[1:] == ["--network-steps-on-two-devices"]:
+    if sys.argv[1:] == [MODE_TWO_DEVICES]:
         print(json.dumps(time_network_steps(len(jax.devices()))))
+    elif sys.argv[1:] == [MODE_BOTH_NETWORKS]:
+        print(json.dumps(time_both_networks_step()))
     else:
         main()
