@@ -1,6 +1,6 @@
 """Training throughput (environment steps per second) and its ceilings.
 
-    python benchmarks/throughput.py        # about 6 minutes on a 2-core CPU
+    python benchmarks/throughput.py        # 6-10 minutes on a 2-core CPU
 
 Measured, all on Pendulum-v1, compile time excluded and reported apart,
 ``block_until_ready`` before stopping the clock, median of --repeats runs:
