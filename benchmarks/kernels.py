@@ -256,6 +256,8 @@ CPU_SETTINGS = [
     ("XNNPACK dots", "--xla_cpu_experimental_xnn_fusion_type=dot", False),
     ("no YNNPACK fusions", "--xla_cpu_experimental_ynn_fusion_type=", False),
 ]
+if not hasattr(os, "sched_setaffinity"):  # pinning is Linux-only
+    CPU_SETTINGS = [s for s in CPU_SETTINGS if not s[2]]
 SETTING_ROUNDS = 3
 
 
@@ -323,7 +325,8 @@ def main() -> None:
         )
 
     # Rounds alternate the settings so that a slow spell of this shared
-    # machine does not land on one setting; the median round counts.
+    # machine does not land on one setting; each cell is the median over
+    # the rounds.
     rounds = [
         {
             name: run_child(MODE_BOTH_NETWORKS, flags, one_core)
