@@ -98,6 +98,7 @@ ACTIVATIONS = {"tanh": jnp.tanh, "relu": jax.nn.relu}
 TWO_DEVICES_FLAG = "--xla_force_host_platform_device_count=2"
 MODE_TWO_DEVICES = "--network-steps-on-two-devices"
 MODE_BOTH_NETWORKS = "--both-networks-step"
+ONE_CORE_FLAG = "--one-core"
 
 
 def network_params(key: jax.Array, d_in: int, hidden: int) -> tuple[jax.Array, ...]:
@@ -178,6 +179,12 @@ def local_network(
     )
 
 
+def step_us(steps: Callable[..., tuple], *inputs: object) -> float:
+    """Microseconds per step of ``steps(*inputs)`` (``STEPS`` gradient steps
+    in one scan), median of 9 calls after one warm-up."""
+    return timed(steps, *inputs, repeats=9, warmup=True)[1] / STEPS * 1e6
+
+
 def time_network_steps(devices: int) -> dict[str, dict[str, float]]:
     """Microseconds per gradient step for every ``NETWORK_STEPS`` shape: one
     network, two in one program and (``devices == 2``) two on two devices."""
@@ -188,8 +195,8 @@ def time_network_steps(devices: int) -> dict[str, dict[str, float]]:
         both = functools.partial(two_networks, activation=activation)
         inputs = network_step_inputs(rows, d_in, hidden)
         row = {
-            "one_us": timed(first, *inputs, repeats=9, warmup=True)[1],
-            "both_one_program_us": timed(both, *inputs, repeats=9, warmup=True)[1],
+            "one_us": step_us(first, *inputs),
+            "both_one_program_us": step_us(both, *inputs),
         }
         if devices == 2:
             from jax.sharding import Mesh, NamedSharding
@@ -206,10 +213,8 @@ def time_network_steps(devices: int) -> dict[str, dict[str, float]]:
                     in_specs=P("net"),
                     out_specs=P("net"),
                 )
-                row[f"both_two_devices{name}_us"] = timed(
-                    split, *placed, repeats=9, warmup=True
-                )[1]
-        results[label] = {k: v / STEPS * 1e6 for k, v in row.items()}
+                row[f"both_two_devices{name}_us"] = step_us(split, *placed)
+        results[label] = row
     return results
 
 
@@ -221,26 +226,20 @@ def time_both_networks_step() -> dict[str, float]:
     for label, rows, d_in, hidden, activation in NETWORK_STEPS:
         both = functools.partial(two_networks, activation=activation)
         inputs = network_step_inputs(rows, d_in, hidden)
-        results[label] = timed(both, *inputs, repeats=9, warmup=True)[1] / STEPS * 1e6
+        results[label] = step_us(both, *inputs)
     return results
 
 
 def run_child(mode: str, xla_flags: str = "", one_core: bool = False) -> dict:
     """This script with ``mode`` in a child process, whose JSON answer (its
     last line) is returned: XLA flags and the CPUs a process may use are
-    fixed when jax starts. ``one_core``: the child may run on one CPU only
-    (Linux)."""
+    fixed when jax starts. ``one_core``: the child pins itself to one CPU
+    (``ONE_CORE_FLAG``, Linux) before jax starts its threads."""
     flags = f"{os.environ.get('XLA_FLAGS', '')} {xla_flags}".strip()
     env = {**os.environ, "XLA_FLAGS": flags}
-    first_cpu = min(os.sched_getaffinity(0)) if one_core else None
-
-    def pin() -> None:
-        if first_cpu is not None:
-            os.sched_setaffinity(0, {first_cpu})
-
     child = subprocess.run(
-        [sys.executable, __file__, mode],
-        env=env, capture_output=True, text=True, preexec_fn=pin,
+        [sys.executable, __file__, mode, *([ONE_CORE_FLAG] if one_core else [])],
+        env=env, capture_output=True, text=True,
     )  # fmt: skip
     if child.returncode != 0:
         sys.exit(f"{mode} with XLA_FLAGS={flags!r} failed:\n{child.stderr[-2000:]}")
@@ -392,6 +391,10 @@ def main() -> None:
 
 
 if __name__ == "__main__":
+    if sys.argv[2:] == [ONE_CORE_FLAG]:
+        # Before jax's first use starts its thread pools, which inherit it.
+        os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})
+        del sys.argv[2]
     if sys.argv[1:] == [MODE_TWO_DEVICES]:
         print(json.dumps(time_network_steps(len(jax.devices()))))
     elif sys.argv[1:] == [MODE_BOTH_NETWORKS]:
