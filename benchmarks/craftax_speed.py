@@ -46,8 +46,8 @@ import learning  # noqa: E402
 from common import machine, random_action_steps, reset_then, timed  # noqa: E402
 
 from ppo_jax import PPOConfig, build_pipeline  # noqa: E402
+from ppo_jax.algo.ppo import make_chunk  # noqa: E402
 from ppo_jax.envs import preset_config  # noqa: E402
-from ppo_jax.pipeline import make_chunk  # noqa: E402
 
 RESULTS = Path(__file__).parent / "results"
 ENV = "craftax/Craftax-Classic-Symbolic-v1"

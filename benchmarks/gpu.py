@@ -46,8 +46,8 @@ from common import machine  # noqa: E402
 from throughput import MATCHED, flops_per_step  # noqa: E402
 
 from ppo_jax import PPOConfig, build_pipeline, make_train  # noqa: E402
+from ppo_jax.algo.ppo import make_chunk  # noqa: E402
 from ppo_jax.envs import preset_config  # noqa: E402
-from ppo_jax.pipeline import make_chunk  # noqa: E402
 
 PRESETS = {"tutorial": PPOConfig(), "matched": MATCHED}
 NUM_ENVS = (1024, 4096, 16384, 65536)

@@ -13,10 +13,10 @@ median of 9 timed calls, compile excluded:
 - two independent dots of the same shape in one step: twice the time of one
   means XLA ran them one after the other;
 - the kernel gradient ``x^T @ dy`` as XLA computes it from autodiff against
-  a transposed copy of ``x`` first (what ``ppo_jax.networks.mlp.matmul``
+  a transposed copy of ``x`` first (what ``ppo_jax.networks.cpu_kernels.matmul``
   does for small minibatches);
 - a random permutation of 2,048 samples: ``argsort`` of random keys against
-  one sort of packed uint32 keys (``ppo_jax.update.random_permutation``);
+  one sort of packed uint32 keys (``ppo_jax.algo.batch.random_permutation``);
 - whole gradient steps of two independent networks (actor and critic: an
   MLP ``in -> h -> h -> 1`` each with the configuration's activation,
   squared error, plain gradient descent), 100 steps in a scan: one
@@ -54,7 +54,7 @@ import jax.numpy as jnp
 sys.path.insert(0, str(Path(__file__).parent))
 from common import ROOT, cpu_model, timed  # noqa: E402
 
-from ppo_jax.update import random_permutation  # noqa: E402
+from ppo_jax.algo.batch import random_permutation  # noqa: E402
 
 RESULTS = ROOT / "benchmarks" / "results"
 STEPS = 100

@@ -15,7 +15,7 @@ different presets or envs accumulate. Expected run time on a 2-core CPU: about
 Training return: mean over episodes that ended in the last 10 iterations.
 Evaluation return: the deterministic policy (mean action or argmax), 20
 episodes per seed; shown as mean ± std over seeds and as their IQM with a 95%
-bootstrap confidence interval (``ppo_jax.statistics``). Threshold: the first
+bootstrap confidence interval (``ppo_jax.run.statistics``). Threshold: the first
 step at which the seed-mean training return, averaged over a 10-iteration
 window, reaches the env's threshold; its seconds are that fraction of the
 measured training time.
@@ -38,10 +38,10 @@ sys.path.insert(0, str(Path(__file__).parent))
 from common import machine  # noqa: E402
 
 from ppo_jax import PPOConfig, build_pipeline, make_train  # noqa: E402
+from ppo_jax.analysis.evaluation import evaluate_policy  # noqa: E402
+from ppo_jax.config.schema import field_kinds, parse_text  # noqa: E402
 from ppo_jax.envs import preset_config  # noqa: E402
-from ppo_jax.evaluation import evaluate_policy  # noqa: E402
-from ppo_jax.schema import field_kinds, parse_text  # noqa: E402
-from ppo_jax.statistics import format_iqm, summarize  # noqa: E402
+from ppo_jax.run.statistics import format_iqm, summarize  # noqa: E402
 
 RESULTS = Path(__file__).parent / "results"
 RUNS = RESULTS / "learning"
@@ -198,7 +198,7 @@ def report(runs: list[dict]) -> str:
         "compile, so `train s` is the wall-clock time of all seeds together and",
         "`steps/s` counts the steps of all seeds. `eval return IQM [95% CI]` is",
         "the interquartile mean of the seeds' evaluation returns with its 95%",
-        "bootstrap confidence interval (`ppo_jax.statistics`, 2000 resamples,",
+        "bootstrap confidence interval (`ppo_jax.run.statistics`, 2000 resamples,",
         "seed 0).",
         "",
         "| env | preset | network | seeds | steps/seed | train return | eval return | "

@@ -34,8 +34,8 @@ sys.path.insert(0, str(Path(__file__).parent))
 from common import machine, random_action_steps, reset_then, timed  # noqa: E402
 
 from ppo_jax import build_pipeline  # noqa: E402
+from ppo_jax.algo.ppo import make_chunk  # noqa: E402
 from ppo_jax.envs import preset_config  # noqa: E402
-from ppo_jax.pipeline import make_chunk  # noqa: E402
 
 RESULTS = Path(__file__).parent / "results"
 TASKS = (

@@ -36,8 +36,8 @@ sys.path.insert(0, str(Path(__file__).parent))
 from common import machine, random_action_steps, timed  # noqa: E402
 
 from ppo_jax import PPOConfig, build_pipeline, make_train  # noqa: E402
-from ppo_jax.memory import initial_memory  # noqa: E402
-from ppo_jax.rollout import reset_envs  # noqa: E402
+from ppo_jax.algo.rollout import reset_envs  # noqa: E402
+from ppo_jax.networks.memory import initial_memory  # noqa: E402
 
 RESULTS = Path(__file__).parent / "results"
 NUM_ENVS = (1, 4, 16, 64, 256, 1024, 4096)

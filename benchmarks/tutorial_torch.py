@@ -1,5 +1,6 @@
-"""A faithful PyTorch port of the "PPO for beginners" tutorial (SPEC.md section
-1), written for this project's speed comparison. Single gymnasium env, Python
+"""A faithful PyTorch port of the "PPO for beginners" tutorial (its algorithm
+as README's "The tutorial preset" describes it), written for this project's
+speed comparison. Single gymnasium env, Python
 rollout loop, whole episodes until the batch is full, fixed covariance
 diag(0.5), rewards-to-go, normalized advantages, full-batch actor and critic
 updates with two Adams.

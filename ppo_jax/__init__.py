@@ -9,18 +9,54 @@ Typical use::
     runner, metrics = train(jax.random.key(0))
 
 Names are imported on first use, so that ``python -m ppo_jax.train`` and
-``python -m ppo_jax.evaluate`` run their module exactly once.
+``python -m ppo_jax.evaluate`` run their module exactly once (and import jax
+only once they handle signals); the ``TYPE_CHECKING`` block gives type
+checkers and editors the same names with their real types.
+
+The package is laid out in layers, each importing only those before it:
+``config`` -> ``envs``, ``networks`` -> ``algo`` (the traced algorithm) ->
+``run`` (the host side of a run) -> ``analysis`` -> the commands
+(``train``, ``evaluate``, ``export``, ``compare``).
 """
 
 from importlib import import_module
+from typing import TYPE_CHECKING
 
 __version__ = "0.1.0"
 
+if TYPE_CHECKING:  # the real names and signatures, for mypy and editors
+    from ppo_jax.algo.policy import Policy
+    from ppo_jax.algo.ppo import (
+        Metrics,
+        RunnerState,
+        build_pipeline,
+        make_chunk,
+        make_train,
+    )
+    from ppo_jax.algo.returns import normalize_advantages, rewards_to_go
+    from ppo_jax.analysis.evaluation import evaluate_policy, load_policy, load_run
+    from ppo_jax.config.ppo_config import PRESETS, Hyperparams, PPOConfig
+    from ppo_jax.config.runspec import RunSpec
+    from ppo_jax.config.schema import ConfigError
+    from ppo_jax.envs import FAMILIES, Environment, EnvSpec, make_env
+    from ppo_jax.networks import (
+        NETWORKS,
+        ActorCritic,
+        ActorOutput,
+        Network,
+        NetworkFactory,
+        flax_network,
+    )
+    from ppo_jax.run.experiment import Experiment
+    from ppo_jax.run.host_loop import run_training
+    from ppo_jax.run.rundir import CheckpointError, RunDirError
+
+
 _EXPORTS = {
-    "PPOConfig": "ppo_jax.config",
-    "Hyperparams": "ppo_jax.config",
-    "PRESETS": "ppo_jax.config",
-    "ConfigError": "ppo_jax.schema",
+    "PPOConfig": "ppo_jax.config.ppo_config",
+    "Hyperparams": "ppo_jax.config.ppo_config",
+    "PRESETS": "ppo_jax.config.ppo_config",
+    "ConfigError": "ppo_jax.config.schema",
     "EnvSpec": "ppo_jax.envs",
     "Environment": "ppo_jax.envs",
     "FAMILIES": "ppo_jax.envs",
@@ -31,24 +67,56 @@ _EXPORTS = {
     "NetworkFactory": "ppo_jax.networks",
     "NETWORKS": "ppo_jax.networks",
     "flax_network": "ppo_jax.networks",
-    "Policy": "ppo_jax.policy",
-    "rewards_to_go": "ppo_jax.returns",
-    "normalize_advantages": "ppo_jax.returns",
-    "make_train": "ppo_jax.pipeline",
-    "make_chunk": "ppo_jax.pipeline",
-    "build_pipeline": "ppo_jax.pipeline",
-    "Metrics": "ppo_jax.pipeline",
-    "RunnerState": "ppo_jax.pipeline",
-    "load_policy": "ppo_jax.evaluation",
-    "load_run": "ppo_jax.evaluation",
-    "evaluate_policy": "ppo_jax.evaluation",
-    "CheckpointError": "ppo_jax.rundir",
-    "RunDirError": "ppo_jax.rundir",
-    "RunSpec": "ppo_jax.runspec",
-    "Experiment": "ppo_jax.experiment",
-    "run_training": "ppo_jax.host_loop",
+    "Policy": "ppo_jax.algo.policy",
+    "rewards_to_go": "ppo_jax.algo.returns",
+    "normalize_advantages": "ppo_jax.algo.returns",
+    "make_train": "ppo_jax.algo.ppo",
+    "make_chunk": "ppo_jax.algo.ppo",
+    "build_pipeline": "ppo_jax.algo.ppo",
+    "Metrics": "ppo_jax.algo.ppo",
+    "RunnerState": "ppo_jax.algo.ppo",
+    "load_policy": "ppo_jax.analysis.evaluation",
+    "load_run": "ppo_jax.analysis.evaluation",
+    "evaluate_policy": "ppo_jax.analysis.evaluation",
+    "CheckpointError": "ppo_jax.run.rundir",
+    "RunDirError": "ppo_jax.run.rundir",
+    "RunSpec": "ppo_jax.config.runspec",
+    "Experiment": "ppo_jax.run.experiment",
+    "run_training": "ppo_jax.run.host_loop",
 }
-__all__ = sorted(_EXPORTS)
+# Every name of _EXPORTS, spelled out so that linters see them exported.
+__all__ = [
+    "ActorCritic",
+    "ActorOutput",
+    "CheckpointError",
+    "ConfigError",
+    "EnvSpec",
+    "Environment",
+    "Experiment",
+    "FAMILIES",
+    "Hyperparams",
+    "Metrics",
+    "NETWORKS",
+    "Network",
+    "NetworkFactory",
+    "PPOConfig",
+    "PRESETS",
+    "Policy",
+    "RunDirError",
+    "RunSpec",
+    "RunnerState",
+    "build_pipeline",
+    "evaluate_policy",
+    "flax_network",
+    "load_policy",
+    "load_run",
+    "make_chunk",
+    "make_env",
+    "make_train",
+    "normalize_advantages",
+    "rewards_to_go",
+    "run_training",
+]
 
 
 def __getattr__(name: str) -> object:

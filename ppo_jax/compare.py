@@ -1,19 +1,10 @@
 """``python -m ppo_jax.compare RUN_DIR [RUN_DIR ...]``: runs side by side, with
 confidence.
 
-Draws one learning curve per run directory on one figure: at each iteration,
-the interquartile mean (IQM) over the directory's runs (its seeds) of the
-iteration's mean episodic return, against environment steps, in a band of its
-95% stratified bootstrap interval (:mod:`ppo_jax.statistics`; 500 resamples per
-point, against 2000 for the table, to keep a long curve quick). Iterations in
-which no run ended an episode are left out of the curve. Writes the figure as
-a PNG (``--out``, default ``compare.png``) and prints a markdown table, one row
-per run directory: label, env, config (the nearest preset and how the run
-differs from it, ignoring env, steps and seed), runs, steps per run, and the
-final return (:func:`ppo_jax.reporting.final_returns`: per run, the mean
-return of the episodes ended in its last 10 iterations that ended any) as
-IQM [95% CI] and as mean ± std over runs. A sweep directory's runs are
-pooled (its config says so).
+Writes one figure (``--out``, default ``compare.png``) of each run directory's
+learning curve, the IQM over its runs in a 95% bootstrap band, and prints a
+markdown table of final returns (IQM [95% CI], mean ± std); what each figure
+means is in :mod:`ppo_jax.analysis.comparison`.
 
 Bad input (a missing directory, one without ``metrics.csv`` or with no
 complete row yet, an ``--out`` that is not a ``.png`` file path, labels that do
@@ -23,28 +14,15 @@ not match the directories): one sentence, exit code 2, nothing written.
 from __future__ import annotations
 
 import argparse
-import math
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, NamedTuple
 
-from ppo_jax import cli
+from ppo_jax import _cli
 
-if TYPE_CHECKING:
-    import numpy as np
-
-    from ppo_jax.config import PPOConfig
-    from ppo_jax.runspec import RunSpec
-    from ppo_jax.statistics import Summary
-
-CURVE_REPS = 500  # bootstrap resamples per curve point (the table uses 2000)
 DEFAULT_OUT = Path("compare.png")
-MAX_DIFFS = 3  # config differences from the preset named in the table
-# Columns of metrics.csv that the comparison reads.
-NEEDED = ("run", "iteration", "timesteps", "mean_return", "num_episodes")
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = cli.OneLineParser(
+    p = _cli.OneLineParser(
         prog="python -m ppo_jax.compare",
         description="Compare run directories: learning curves (IQM over each "
         "directory's runs, 95% bootstrap band) in one PNG, and a markdown "
@@ -52,7 +30,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "run_dirs",
-        type=cli.directory,
+        type=_cli.directory,
         nargs="+",
         metavar="RUN_DIR",
         help="run directories written by ppo_jax.train (multi-seed ones give "
@@ -76,280 +54,54 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    return cli.entry_point(build_parser, _run, argv)
-
-
-class Compared(NamedTuple):
-    """One run directory, read and summarised."""
-
-    label: str
-    env: str
-    config: str  # nearest preset and differences, "-" without config.json
-    runs: int
-    steps: int  # per run, at its last complete iteration
-    final: Summary  # of the runs' final returns
-    curve: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]  # x, iqm, lo, hi
+    return _cli.entry_point(build_parser, _run, argv)
 
 
 def _run(args: argparse.Namespace) -> int:
     run_dirs = [Path(d) for d in args.run_dirs]
     labels = args.labels if args.labels is not None else _default_labels(run_dirs)
     if len(labels) != len(run_dirs):
-        return cli.fail(
+        return _cli.fail(
             f"{len(labels)} --label name(s) for {len(run_dirs)} run directories: "
             "give one per directory, in their order"
         )
     if not all(label.strip() for label in labels):
-        return cli.fail("a --label is empty: give each directory a name")
-    problem = _check_out(args.out)
+        return _cli.fail("a --label is empty: give each directory a name")
+    from ppo_jax.analysis import comparison
+    from ppo_jax.run.rundir import read_rows
+    from ppo_jax.run.signals import check_stop
+
+    problem = comparison.check_out(args.out)
     if problem:
-        return cli.fail(problem)
+        return _cli.fail(problem)
     out = Path(args.out)
     for run_dir in run_dirs:  # every directory checked before any work
-        problem = _check_run_dir(run_dir)
+        problem = comparison.check_run_dir(run_dir)
         if problem:
-            return cli.fail(problem)
-
-    from ppo_jax.rundir import read_rows
-    from ppo_jax.signals import check_stop
+            return _cli.fail(problem)
 
     loaded = []
     for run_dir in run_dirs:  # every file read and checked before any work
         rows = read_rows(run_dir)
-        problem = _check_rows(run_dir, rows)
+        problem = comparison.check_rows(run_dir, rows)
         if problem:
-            return cli.fail(problem)
-        loaded.append((rows, _load_config(run_dir)))
-    varying = _varying_fields([c[0] for _, c in loaded if c is not None])
+            return _cli.fail(problem)
+        loaded.append((rows, comparison.load_run_config(run_dir)))
+    varying = comparison.varying_fields([c[0] for _, c in loaded if c is not None])
     compared = []
     for label, (rows, config) in zip(labels, loaded, strict=True):
-        compared.append(_compare(label, rows, config, varying))
+        compared.append(comparison.compare_run(label, rows, config, varying))
         check_stop()
-    _plot(compared, out)
-    print(markdown_table(compared))
+    comparison.plot_curves(compared, out)
+    print(comparison.comparison_table(compared))
     print(f"\nplot: {out}")
     return 0
 
 
-# ----------------------------------------------------------------- checks
 def _default_labels(run_dirs: list[Path]) -> list[str]:
     """The directories' names; their paths as given when names repeat."""
     names = [d.resolve().name or str(d) for d in run_dirs]
     return names if len(set(names)) == len(names) else [str(d) for d in run_dirs]
-
-
-def _check_out(text: str) -> str:
-    if not text.strip():
-        return "--out is empty (an unset shell variable?): name a .png file"
-    out = Path(text)
-    if out.suffix.lower() != ".png":
-        return f"--out {str(out)!r} does not end in .png: the figure is a PNG"
-    if out.exists() and not out.is_file():
-        return f"--out {str(out)!r} exists and is not a file"
-    if not out.parent.is_dir():
-        return f"the folder of --out {str(out)!r} does not exist"
-    return ""
-
-
-def _check_run_dir(run_dir: Path) -> str:
-    from ppo_jax.rundir import METRICS_FILE
-
-    if not run_dir.exists():
-        return f"run directory {str(run_dir)!r} does not exist"
-    if not run_dir.is_dir():
-        return f"run directory {str(run_dir)!r} is not a directory"
-    if not (run_dir / METRICS_FILE).is_file():
-        return (
-            f"{str(run_dir / METRICS_FILE)!r} is missing: not a ppo_jax run "
-            "directory, or its run has not started"
-        )
-    return ""
-
-
-def _check_rows(run_dir: Path, rows: list[dict[str, Any]]) -> str:
-    from ppo_jax.rundir import METRICS_FILE
-
-    path = str(run_dir / METRICS_FILE)
-    if not rows:
-        return (
-            f"{path!r} holds no complete row: the run has not finished an "
-            "iteration yet (or the file is not a metrics file)"
-        )
-    missing = [c for c in NEEDED if c not in rows[0]]
-    if missing:
-        return f"{path!r} lacks the column(s) {', '.join(missing)}"
-    return ""  # read_rows parsed every value as a number
-
-
-# ----------------------------------------------------------------- summaries
-def _load_config(run_dir: Path) -> tuple[PPOConfig, RunSpec] | None:
-    """The run's config and run spec; None without ``config.json`` (a damaged
-    one is refused: :class:`~ppo_jax.rundir.RunDirError`)."""
-    from ppo_jax.rundir import CONFIG_FILE, load_config, load_run_spec
-
-    if not (run_dir / CONFIG_FILE).exists():
-        return None
-    config = load_config(run_dir)
-    return config, load_run_spec(run_dir, config)
-
-
-def _varying_fields(configs: list[PPOConfig]) -> tuple[str, ...]:
-    """Config fields whose values differ between ``configs``."""
-    if not configs:
-        return ()
-    dicts = [c.to_dict() for c in configs]
-    return tuple(k for k in dicts[0] if len({repr(d[k]) for d in dicts}) > 1)
-
-
-def _compare(
-    label: str,
-    rows: list[dict[str, Any]],
-    config: tuple[PPOConfig, RunSpec] | None,
-    varying: tuple[str, ...],
-) -> Compared:
-    from ppo_jax.reporting import final_returns
-    from ppo_jax.statistics import summarize
-
-    env, config_text = "-", "-"
-    if config is not None:
-        env = config[0].env_name
-        config_text = config_summary(config[0], first=varying)
-        if config[1].sweep:
-            swept = "; ".join(
-                f"{name}={','.join(f'{v:g}' for v in values)}"
-                for name, values in config[1].sweep
-            )
-            config_text += f"; sweep {swept} (runs pooled)"
-    finals = final_returns(rows)
-    return Compared(
-        label=label,
-        env=env,
-        config=config_text,
-        runs=len(finals),
-        steps=int(max(r["timesteps"] for r in rows)),
-        final=summarize(list(finals.values())),
-        curve=iqm_curve(rows),
-    )
-
-
-def iqm_curve(
-    rows: list[dict[str, Any]], reps: int = CURVE_REPS
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Per iteration with a finished episode in some run: ``(steps, iqm, low,
-    high)``, each ``[points]``: the IQM over runs of ``mean_return`` and its
-    bootstrap interval (``reps`` resamples, seed 0)."""
-    import numpy as np
-
-    from ppo_jax.statistics import iqm, stratified_bootstrap_ci
-
-    by_iteration: dict[int, list[dict[str, Any]]] = {}
-    for row in rows:
-        by_iteration.setdefault(row["iteration"], []).append(row)
-    points = []
-    for iteration in sorted(by_iteration):
-        its_rows = by_iteration[iteration]
-        values = [
-            float(r["mean_return"])
-            for r in its_rows
-            if r["num_episodes"] > 0 and not math.isnan(r["mean_return"])
-        ]
-        if not values:
-            continue
-        low, high = stratified_bootstrap_ci(values, reps=reps)
-        points.append((its_rows[0]["timesteps"], iqm(values), low, high))
-    x, mid, lo, hi = np.array(points, np.float64).reshape(-1, 4).T
-    return x, mid, lo, hi
-
-
-def config_summary(config: PPOConfig, first: tuple[str, ...] = ()) -> str:
-    """The preset ``config`` is closest to (for its env), and the fields it
-    changes (at most :data:`MAX_DIFFS` named, those in ``first`` first, then
-    in field order): ``"tuned"``, ``"tutorial + lr=0.001, num_envs=4 (+2
-    more)"``. Env, steps and seed are not compared."""
-    from ppo_jax.config import DISCRETE_OVERRIDES, PRESETS, PPOConfig
-
-    ignored = {"env_name", "total_timesteps", "seed"}
-    mine = config.to_dict()
-    best: tuple[int, str, list[str]] | None = None
-    for name in PRESETS:
-        base = PPOConfig.from_preset(name, env_name=config.env_name)
-        # A discrete env's preset: the same with its Gaussian options off.
-        for candidate in (base, base.replace(**DISCRETE_OVERRIDES.get(name, {}))):
-            theirs = candidate.to_dict()
-            diffs = [k for k in mine if k not in ignored and mine[k] != theirs[k]]
-            if best is None or len(diffs) < best[0]:
-                best = (len(diffs), name, diffs)
-    assert best is not None
-    _, name, diffs = best
-    diffs.sort(key=lambda k: k not in first)  # stable: field order otherwise
-    if not diffs:
-        return name
-    shown = ", ".join(f"{k}={_value(mine[k])}" for k in diffs[:MAX_DIFFS])
-    more = f" (+{len(diffs) - MAX_DIFFS} more)" if len(diffs) > MAX_DIFFS else ""
-    return f"{name} + {shown}{more}"
-
-
-def _value(value: Any) -> str:
-    if isinstance(value, list | tuple):
-        return ",".join(str(v) for v in value)
-    if isinstance(value, float):
-        return f"{value:g}"
-    return str(value)
-
-
-# ----------------------------------------------------------------- output
-def markdown_table(compared: list[Compared]) -> str:
-    """One row per run directory (``|`` in a label is escaped, line breaks
-    become spaces)."""
-    from ppo_jax.statistics import format_iqm, format_mean_std
-
-    lines = [
-        "| run | env | config | runs | steps/run | final return IQM [95% CI] "
-        "| final return mean ± std |",
-        "|---|---|---|---|---|---|---|",
-    ]
-    for c in compared:
-        cells = [
-            c.label,
-            c.env,
-            c.config,
-            str(c.runs),
-            f"{c.steps:,}",
-            format_iqm(c.final, 2),
-            format_mean_std(c.final, 2),
-        ]
-        cells = [" ".join(x.split()).replace("|", "\\|") for x in cells]
-        lines.append("| " + " | ".join(cells) + " |")
-    return "\n".join(lines)
-
-
-def _plot(compared: list[Compared], out: Path) -> None:
-    import io
-
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    from ppo_jax.rundir import atomic_write_bytes
-
-    fig, ax = plt.subplots(figsize=(7, 4))
-    for c in compared:
-        x, mid, lo, hi = c.curve
-        runs = f"{c.runs} run" + ("s" if c.runs != 1 else "")
-        (line,) = ax.plot(x, mid, lw=1.2, label=f"{c.label} ({runs})")
-        ax.fill_between(x, lo, hi, color=line.get_color(), alpha=0.2, lw=0)
-    envs = sorted({c.env for c in compared if c.env != "-"})
-    ax.set_title(", ".join(envs) if envs else "ppo_jax runs")
-    ax.set_xlabel("environment steps (per run)")
-    ax.set_ylabel("episodic return: IQM over runs, 95% CI")
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
-    fig.tight_layout()
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=120)
-    plt.close(fig)
-    atomic_write_bytes(out, buffer.getvalue())
 
 
 if __name__ == "__main__":

@@ -2,7 +2,7 @@
 
 Prints ``episode i: length=L return=R`` per episode and a last line
 ``mean_return=X std_return=Y episodes=N``; the library side is
-:mod:`ppo_jax.evaluation`. Bad input: one sentence, exit code 2.
+:mod:`ppo_jax.analysis.evaluation`. Bad input: one sentence, exit code 2.
 """
 
 from __future__ import annotations
@@ -10,20 +10,20 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from ppo_jax import cli
+from ppo_jax import _cli
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = cli.OneLineParser(
+    p = _cli.OneLineParser(
         prog="python -m ppo_jax.evaluate",
         description="Run a trained policy deterministically (its mean action).",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
-    cli.add_run_arguments(p)
-    p.add_argument("--episodes", type=cli.positive_int, default=10)
+    _cli.add_run_arguments(p)
+    p.add_argument("--episodes", type=_cli.positive_int, default=10)
     p.add_argument(
         "--seed",
-        type=cli.seed,
+        type=_cli.seed,
         default=0,
         help="PRNG seed of the episodes (0 to 2**32 - 1)",
     )
@@ -46,14 +46,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    return cli.entry_point(build_parser, _run, argv)
+    return _cli.entry_point(build_parser, _run, argv)
 
 
 def _run(args: argparse.Namespace) -> int:
-    from ppo_jax import evaluation
-    from ppo_jax.rendering import is_mujoco_run, render_mujoco_gif
-    from ppo_jax.rundir import load_config
-    from ppo_jax.signals import check_stop
+    from ppo_jax.analysis import evaluation
+    from ppo_jax.analysis.rendering import is_mujoco_run, render_mujoco_gif
+    from ppo_jax.run.rundir import load_config
+    from ppo_jax.run.signals import check_stop
 
     run_dir = Path(args.run_dir)
     if args.backend == "gymnasium":

@@ -3,34 +3,18 @@
 ``--format onnx`` (the default; needs ``pip install -e '.[export]'``) writes the
 deterministic policy, observation normalization and action clipping included,
 as an ONNX model; ``--format npz`` the actor's parameters and observation
-statistics as a plain ``.npz``. The library side, with both formats described,
-is :mod:`ppo_jax.exporting` (:func:`export_onnx`, :func:`export_npz`, also
-importable from here). Prints one line naming the file written. Bad input:
-one sentence, exit code 2, nothing written.
+statistics as a plain ``.npz``. The library side, with both formats
+described, is :mod:`ppo_jax.analysis.exporting` (``export_onnx``,
+``export_npz``). Prints one line naming the file written. Bad input: one
+sentence, exit code 2, nothing written.
 """
 
 from __future__ import annotations
 
 import argparse
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
 
-from ppo_jax import cli
-
-if TYPE_CHECKING:
-    from ppo_jax.exporting import export_npz, export_onnx
-
-__all__ = ["build_parser", "export_npz", "export_onnx", "main"]
-
-
-def __getattr__(name: str) -> Any:
-    # The library functions, imported on first use: the command line imports
-    # jax only once it is in charge of signals (see ppo_jax.cli).
-    if name in ("export_onnx", "export_npz"):
-        from ppo_jax import exporting
-
-        return getattr(exporting, name)
-    raise AttributeError(f"module 'ppo_jax.export' has no attribute {name!r}")
+from ppo_jax import _cli
 
 
 def out_path(text: str) -> str:
@@ -43,14 +27,14 @@ def out_path(text: str) -> str:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = cli.OneLineParser(
+    p = _cli.OneLineParser(
         prog="python -m ppo_jax.export",
         description="Write a trained policy (its deterministic action, "
         "observation normalization and action clipping included) as an ONNX "
         "model, or its parameters and observation statistics as a .npz.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
-    cli.add_run_arguments(p)
+    _cli.add_run_arguments(p)
     p.add_argument(
         "--format",
         choices=("onnx", "npz"),
@@ -74,11 +58,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    return cli.entry_point(build_parser, _run, argv)
+    return _cli.entry_point(build_parser, _run, argv)
 
 
 def _run(args: argparse.Namespace) -> int:
-    from ppo_jax import exporting
+    from ppo_jax.analysis import exporting
 
     out = None if args.out is None else Path(args.out)
     if args.format == "onnx":

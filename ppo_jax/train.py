@@ -1,12 +1,12 @@
 """``python -m ppo_jax.train``: train PPO from the command line.
 
 Every config field is a flag (``--help`` lists them, from the schema); the run
-itself is :func:`ppo_jax.host_loop.run_training`. Exit codes: 0 done, 2 bad
+itself is :func:`ppo_jax.run.host_loop.run_training`. Exit codes: 0 done, 2 bad
 input (one sentence, before anything compiles), 3 diverged, 4 a write failed
 (full disk, ...), 130 stopped by Ctrl-C or SIGTERM.
 
 Heavy imports (jax) happen inside :func:`main`, after the signal handling of
-:func:`ppo_jax.cli.entry_point` is in place.
+:func:`ppo_jax._cli.entry_point` is in place.
 """
 
 from __future__ import annotations
@@ -16,13 +16,13 @@ import os
 import sys
 from pathlib import Path
 
-from ppo_jax import cli
+from ppo_jax import _cli
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from ppo_jax.config import PRESETS
+    from ppo_jax.config.ppo_config import PRESETS
 
-    p = cli.OneLineParser(
+    p = _cli.OneLineParser(
         prog="python -m ppo_jax.train",
         description="Train PPO on an environment; every config field is a flag.",
     )
@@ -50,10 +50,10 @@ def build_parser() -> argparse.ArgumentParser:
         help="print the resolved config (yaml, toml or json; default: the "
         "--config file's format, else yaml) and exit without training",
     )
-    cli.add_config_flags(p)
+    _cli.add_config_flags(p)
     p.add_argument(
         "--num-seeds",
-        type=cli.positive_int,
+        type=_cli.positive_int,
         default=1,
         help="independent runs with seeds SEED, SEED+1, ... (vmapped, one compile)",
     )
@@ -67,14 +67,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--resume",
-        type=cli.directory,
+        type=_cli.directory,
         default=None,
         metavar="RUN_DIR",
         help="continue a stopped run from its checkpoint (its own config is used)",
     )
     p.add_argument(
         "--run-dir",
-        type=cli.directory,
+        type=_cli.directory,
         default=None,
         help="output directory (default: runs/ENV-DATE-TIME)",
     )
@@ -110,7 +110,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--num-processes",
-        type=cli.positive_int,
+        type=_cli.positive_int,
         default=1,
         help="processes of the run (--coordinator)",
     )
@@ -124,30 +124,30 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    return cli.entry_point(build_parser, _run, argv)
+    return _cli.entry_point(build_parser, _run, argv)
 
 
 def _run(args: argparse.Namespace) -> int:
-    from ppo_jax.config_files import dump_config, file_format, read_config_file
+    from ppo_jax.config.files import dump_config, file_format, read_config_file
+    from ppo_jax.config.runspec import RunSpec, parse_sweep
     from ppo_jax.envs import preset_config
-    from ppo_jax.host_loop import run_training
-    from ppo_jax.loggers import LoggerSpec
-    from ppo_jax.rundir import load_config
-    from ppo_jax.runspec import RunSpec, parse_sweep
+    from ppo_jax.run.host_loop import run_training
+    from ppo_jax.run.loggers import LoggerSpec
+    from ppo_jax.run.rundir import load_config
 
     if args.coordinator is None and (args.num_processes != 1 or args.process_id):
-        return cli.fail("--num-processes and --process-id need --coordinator")
+        return _cli.fail("--num-processes and --process-id need --coordinator")
     if args.coordinator is not None:
-        from ppo_jax import distributed
+        from ppo_jax.run import distributed
 
         if args.process_id != 0:  # one process speaks (process 0); errors still do
             silence_stdout()
         distributed.initialize(args.coordinator, args.num_processes, args.process_id)
     if args.resume is not None:
-        extra = cli.given_fields(args) or args.preset or args.sweep or args.run_dir
+        extra = _cli.given_fields(args) or args.preset or args.sweep or args.run_dir
         extra = extra or args.config or args.logger
         if extra or args.num_seeds != 1:
-            return cli.fail(
+            return _cli.fail(
                 "--resume continues a run with its own settings: give no config "
                 "flag, --config, --preset, --sweep, --num-seeds, --logger or "
                 "--run-dir with it"
@@ -159,7 +159,7 @@ def _run(args: argparse.Namespace) -> int:
             read_config_file(args.config) if args.config else (None, {})
         )
         preset = args.preset or file_preset or "tutorial"
-        fields = {**file_fields, **cli.given_fields(args)}
+        fields = {**file_fields, **_cli.given_fields(args)}
         config = preset_config(preset, **fields).validate()
     if args.print_config is not None:
         fmt = args.print_config
@@ -167,7 +167,7 @@ def _run(args: argparse.Namespace) -> int:
             fmt = file_format(Path(args.config)) if args.config else "yaml"
         print(dump_config(config, fmt), end="")
         return 0
-    cli.enable_compilation_cache()
+    _cli.enable_compilation_cache()
     if args.resume is not None:
         return run_training(None, None, resume=Path(args.resume), quiet=args.quiet)
     spec = RunSpec(config, args.num_seeds, parse_sweep(args.sweep))

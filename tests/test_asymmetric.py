@@ -17,7 +17,7 @@ from conftest import run_cli
 from ppo_jax import ConfigError, PPOConfig, build_pipeline, load_policy, make_train
 from ppo_jax.envs.contract import AsymmetricObservation
 from ppo_jax.evaluate import main as evaluate_main
-from ppo_jax.rundir import read_rows
+from ppo_jax.run.rundir import read_rows
 
 TESTS = Path(__file__).resolve().parent
 ASYMMETRIC = PPOConfig(

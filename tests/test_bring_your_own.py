@@ -12,7 +12,7 @@ from conftest import run_cli
 
 from ppo_jax import ConfigError, PPOConfig, build_pipeline, make_train
 from ppo_jax.evaluate import main as evaluate_main
-from ppo_jax.rundir import read_rows
+from ppo_jax.run.rundir import read_rows
 from ppo_jax.train import main as train_main
 
 TESTS = Path(__file__).resolve().parent
@@ -148,7 +148,7 @@ def test_run_training_with_an_env_object_records_where_it_came_from(
     tmp_path, monkeypatch
 ):
     from ppo_jax import RunSpec, load_policy, run_training
-    from ppo_jax.rundir import load_config
+    from ppo_jax.run.rundir import load_config
 
     monkeypatch.syspath_prepend(str(TESTS))
     run_dir = tmp_path / "object"
@@ -164,7 +164,7 @@ def test_run_training_with_an_env_object_records_where_it_came_from(
 def test_memory_bound_counts_the_networks_in_use_not_hidden_sizes():
     # hidden_sizes describes the built-in MLP only: with a user's linear
     # networks, a huge hidden_sizes must not make the run look too large.
-    from ppo_jax.resources import check_memory
+    from ppo_jax.run.resources import check_memory
 
     config = MATCH.replace(hidden_sizes=(2**30,))
     check_memory(build_pipeline(config, env=uc.MatchEnv(), network=uc.linear_networks))

@@ -6,8 +6,8 @@ import pytest
 from flax import serialization
 
 from ppo_jax import CheckpointError, RunSpec, build_pipeline
-from ppo_jax.experiment import runner_template
-from ppo_jax.rundir import CHECKPOINT_FILE, load_checkpoint, save_checkpoint
+from ppo_jax.run.experiment import runner_template
+from ppo_jax.run.rundir import CHECKPOINT_FILE, load_checkpoint, save_checkpoint
 
 
 def template_of(config):

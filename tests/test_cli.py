@@ -72,7 +72,7 @@ def test_train_says_what_it_compiles_and_for_how_long(trained_run):
 
 def test_a_tutorial_run_on_pendulum_ends_with_its_context():
     from ppo_jax.envs import preset_config
-    from ppo_jax.reporting import tutorial_context
+    from ppo_jax.run.reporting import tutorial_context
 
     note = tutorial_context(preset_config("tutorial", seed=4, total_timesteps=5000))
     assert note is not None and "--preset tuned" in note and "-370 to -665" in note
@@ -193,8 +193,8 @@ def test_ctrl_c_stops_at_a_chunk_boundary_with_consistent_files(tmp_path):
     with open(run_dir / "metrics.csv") as f:
         rows = list(csv.DictReader(f))
     assert rows and len(rows) % 2 == 0  # whole chunks only
-    from ppo_jax.evaluation import load_run
-    from ppo_jax.rundir import load_config
+    from ppo_jax.analysis.evaluation import load_run
+    from ppo_jax.run.rundir import load_config
 
     _, runner = load_run(run_dir)
     assert int(runner.iteration) == len(rows)
@@ -239,6 +239,6 @@ def test_ctrl_c_right_after_the_first_checkpoint_is_clean(tmp_path):
         proc.kill()
     assert proc.returncode == 130, stderr
     assert "stopped after iteration" in stderr and "Traceback" not in stderr
-    from ppo_jax.evaluation import load_run
+    from ppo_jax.analysis.evaluation import load_run
 
     assert int(load_run(run_dir)[1].iteration) % 2 == 0  # a chunk boundary

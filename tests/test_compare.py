@@ -10,12 +10,12 @@ import pytest
 from conftest import TINY_ARGS
 from PIL import Image
 
-from ppo_jax.compare import config_summary, iqm_curve
+from ppo_jax.analysis.comparison import config_summary, iqm_curve
 from ppo_jax.compare import main as compare_main
-from ppo_jax.config import PPOConfig
-from ppo_jax.reporting import final_returns, write_sweep_table
-from ppo_jax.rundir import read_rows
-from ppo_jax.statistics import iqm, summarize
+from ppo_jax.config.ppo_config import PPOConfig
+from ppo_jax.run.reporting import final_returns, write_sweep_table
+from ppo_jax.run.rundir import read_rows
+from ppo_jax.run.statistics import iqm, summarize
 from ppo_jax.train import main as train_main
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"

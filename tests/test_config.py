@@ -1,9 +1,10 @@
-"""Presets: the tutorial preset is SPEC.md's Pendulum column, every option off."""
+"""Presets: the tutorial preset is the tutorial's Pendulum settings (README,
+"The tutorial preset"), every option off."""
 
 import pytest
 
 from ppo_jax import PRESETS, ConfigError, PPOConfig
-from ppo_jax.config import BOOL_FIELDS
+from ppo_jax.config.ppo_config import BOOL_FIELDS
 from ppo_jax.envs import make_env
 
 

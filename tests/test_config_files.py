@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from ppo_jax.config_files import dump_config, read_config_file
+from ppo_jax.config.files import dump_config, read_config_file
+from ppo_jax.config.schema import ConfigError
 from ppo_jax.envs import preset_config
-from ppo_jax.schema import ConfigError
 from ppo_jax.train import main as train_main
 
 

@@ -13,8 +13,8 @@ import pytest
 from conftest import run_cli
 
 from ppo_jax import PPOConfig, make_train
+from ppo_jax.config.schema import ConfigError
 from ppo_jax.envs import make_env
-from ppo_jax.schema import ConfigError
 
 pytest.importorskip("craftax")
 

@@ -14,8 +14,8 @@ import numpy as np
 import pytest
 from conftest import ENV
 
-from ppo_jax.evaluation import load_run
-from ppo_jax.rundir import read_rows
+from ppo_jax.analysis.evaluation import load_run
+from ppo_jax.run.rundir import read_rows
 
 ARGS = [
     "--num-envs", "4", "--rollout-length", "50", "--max-episode-steps", "50",

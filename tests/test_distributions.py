@@ -5,7 +5,7 @@ import jax.numpy as jnp
 import numpy as np
 from scipy.stats import multivariate_normal
 
-from ppo_jax.distributions import fixed_variance_gaussian, make_action_distribution
+from ppo_jax.algo.distributions import fixed_variance_gaussian, make_action_distribution
 from ppo_jax.networks import ActorOutput
 
 

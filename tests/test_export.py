@@ -12,10 +12,10 @@ import pytest
 from conftest import run_module
 from test_hostile import one_line_refusal
 
-from ppo_jax.evaluation import load_policy, load_run
+from ppo_jax.analysis.evaluation import load_policy, load_run
+from ppo_jax.analysis.exporting import export_npz, export_onnx
 from ppo_jax.export import main as export_main
-from ppo_jax.exporting import export_npz, export_onnx
-from ppo_jax.rundir import CHECKPOINT_FILE, save_checkpoint
+from ppo_jax.run.rundir import CHECKPOINT_FILE, save_checkpoint
 
 ort = pytest.importorskip("onnxruntime")
 
@@ -137,7 +137,7 @@ def test_onnx_is_self_contained(pendulum_run, tmp_path):
 
 def npz_policy(path):
     """The deterministic policy rebuilt from the npz alone, with numpy, from
-    the layout ppo_jax.exporting documents (MLP networks)."""
+    the layout ppo_jax.analysis.exporting documents (MLP networks)."""
     z = dict(np.load(path, allow_pickle=False))
     assert int(z["format_version"]) == 1 and str(z["network"]) == "mlp"
     activation = {"tanh": np.tanh, "relu": lambda x: np.maximum(x, 0)}[
@@ -317,7 +317,7 @@ def test_a_policy_jax2onnx_cannot_convert_is_one_line(
 
 
 def test_library_refuses_a_bad_batch(pendulum_run, tmp_path):
-    from ppo_jax.schema import ConfigError
+    from ppo_jax.config.schema import ConfigError
 
     for batch in (0, -3, True, 2.5):
         with pytest.raises(ConfigError, match="batch="):

@@ -24,9 +24,10 @@ from conftest import ENV, TINY_ARGS, run_module
 from flax import serialization
 
 from ppo_jax import PPOConfig
+from ppo_jax.config.schema import INT32_MAX, field_kinds
 from ppo_jax.envs import make_env, preset_config
 from ppo_jax.evaluate import main as evaluate_main
-from ppo_jax.rundir import (
+from ppo_jax.run.rundir import (
     CHECKPOINT_FILE,
     CONFIG_FILE,
     METRICS_FILE,
@@ -34,7 +35,6 @@ from ppo_jax.rundir import (
     RUN_FILES,
     read_rows,
 )
-from ppo_jax.schema import INT32_MAX, field_kinds
 from ppo_jax.train import main as train_main
 
 # ------------------------------------------------------------------ helpers
@@ -320,7 +320,7 @@ def test_signal_while_compiling_leaves_a_resumable_run(sig, tmp_path):
     assert code == 130, err
     assert len(err.strip().splitlines()) == 1 and "Traceback" not in err, err
     assert (run_dir / CHECKPOINT_FILE).exists()  # iteration 0 at least
-    from ppo_jax.evaluation import load_run
+    from ppo_jax.analysis.evaluation import load_run
 
     assert int(load_run(run_dir)[1].iteration) % 2 == 0  # a chunk boundary
 
@@ -347,7 +347,7 @@ def test_two_ctrl_c_abort_with_one_line_and_a_loadable_checkpoint(tmp_path):
     # The second Ctrl-C may come after the first one's stop was reported: at
     # most one more line, never a traceback.
     assert 1 <= len(err.strip().splitlines()) <= 2 and "Traceback" not in err, err
-    from ppo_jax.evaluation import load_run
+    from ppo_jax.analysis.evaluation import load_run
 
     iteration = int(load_run(run_dir)[1].iteration)
     assert len(read_rows(run_dir)) == iteration  # written together
@@ -418,7 +418,7 @@ def test_full_disk_stops_with_one_line_and_keeps_the_last_checkpoint(
     assert proc.returncode == 4, proc.stderr
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and "No space left" in lines[0], proc.stderr
-    from ppo_jax.evaluation import load_run
+    from ppo_jax.analysis.evaluation import load_run
 
     iteration = int(load_run(run_dir)[1].iteration)
     assert len(read_rows(run_dir)) == iteration  # metrics match the checkpoint
@@ -485,7 +485,7 @@ def test_evaluate_refuses_bad_flags(argv, message, trained_run, capsys):
 
 
 def test_evaluate_many_episodes_in_bounded_batches(trained_run):
-    from ppo_jax.evaluation import EPISODE_BATCH, evaluate_run, load_run
+    from ppo_jax.analysis.evaluation import EPISODE_BATCH, evaluate_run, load_run
 
     pipeline, runner = load_run(trained_run[0])
     returns, lengths = evaluate_run(pipeline, runner, EPISODE_BATCH + 5, seed=3)

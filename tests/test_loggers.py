@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 from conftest import TINY_ARGS
 
-from ppo_jax.loggers import LoggerSpec, load_logger_spec
-from ppo_jax.schema import ConfigError
+from ppo_jax.config.schema import ConfigError
+from ppo_jax.run.loggers import LoggerSpec, load_logger_spec
 from ppo_jax.train import main as train_main
 
 SEEDS = 2

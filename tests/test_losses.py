@@ -4,7 +4,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from ppo_jax.losses import (
+from ppo_jax.algo.losses import (
     approx_kl,
     clipped_surrogate_loss,
     clipped_value_loss,

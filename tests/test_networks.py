@@ -8,10 +8,11 @@ import pytest
 from conftest import make_spec
 
 from ppo_jax import PPOConfig
+from ppo_jax.config.schema import ConfigError
 from ppo_jax.networks import make_networks
 from ppo_jax.networks.cnn import PatchConv
-from ppo_jax.networks.mlp import dense_dot_general, make_mlp_networks, matmul
-from ppo_jax.schema import ConfigError
+from ppo_jax.networks.cpu_kernels import dense_dot_general, matmul
+from ppo_jax.networks.mlp import make_mlp_networks
 
 
 def test_shapes_dtypes_and_torch_init_bounds():

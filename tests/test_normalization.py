@@ -4,7 +4,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from ppo_jax.normalization import (
+from ppo_jax.algo.normalization import (
     init_running_stats,
     normalize,
     update_running_stats,

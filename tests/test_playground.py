@@ -15,10 +15,10 @@ from flax import struct
 from PIL import Image
 
 from ppo_jax import PPOConfig
+from ppo_jax.analysis.rendering import frame_stride
+from ppo_jax.config.schema import ConfigError
 from ppo_jax.envs import make_env, preset_config
 from ppo_jax.envs.state_api import StateEnv
-from ppo_jax.rendering import frame_stride
-from ppo_jax.schema import ConfigError
 
 pytest.importorskip("mujoco_playground")
 
@@ -174,7 +174,7 @@ def test_bad_names_and_backends_are_one_sentence(env_name, backend, match):
 def test_brax_inverted_pendulum_learns_from_the_command_line(tmp_path, capsys):
     # The command line end to end on a brax env: 3 seeds, 100-step episodes.
     from ppo_jax.evaluate import main as evaluate_main
-    from ppo_jax.rundir import read_rows
+    from ppo_jax.run.rundir import read_rows
     from ppo_jax.train import main as train_main
 
     run_dir = tmp_path / "run"

@@ -11,20 +11,20 @@ import pytest
 from conftest import make_spec, run_module
 
 from ppo_jax import PPOConfig, make_train
-from ppo_jax.envs import preset_config
-from ppo_jax.evaluation import (
+from ppo_jax.algo.batch import shuffled_sequences
+from ppo_jax.algo.policy import make_policy
+from ppo_jax.algo.ppo import build_pipeline, critic_values
+from ppo_jax.analysis.evaluation import (
     RecurrentNumpyPolicy,
     episode_policy,
     evaluate_run,
     load_policy,
     load_run,
 )
-from ppo_jax.memory import episode_starts, initial_memory
+from ppo_jax.envs import preset_config
 from ppo_jax.networks import RecurrentNetwork, make_networks
-from ppo_jax.pipeline import build_pipeline, critic_values
-from ppo_jax.policy import make_policy
+from ppo_jax.networks.memory import episode_starts, initial_memory
 from ppo_jax.train import main as train_main
-from ppo_jax.update import shuffled_sequences
 
 # MemoryChain (bsuite): the context bit is shown at the first steps of an
 # episode only, and the last of its 6 steps is rewarded +1 if the action
@@ -149,7 +149,7 @@ def test_first_epoch_replays_the_rollouts_log_probs(chain_pipeline):
         replay(traj.obs, first, start.actor, traj.action), traj.log_prob, atol=1e-5
     )
     # Minibatches: whole env sequences, each replayed from its own carry.
-    from ppo_jax.update import Batch
+    from ppo_jax.algo.batch import Batch
 
     zeros = jnp.zeros_like(traj.log_prob)
     batch = Batch(
@@ -301,7 +301,7 @@ def test_hide_obs_removes_entries_in_training_and_in_gymnasium():
     np.testing.assert_allclose(np.linalg.norm(runner.envs.obs, axis=1), 1, rtol=1e-5)
     assert initial_memory(pipe.networks, 2).actor == ()
 
-    from ppo_jax.evaluation import _gymnasium_env
+    from ppo_jax.analysis.evaluation import _gymnasium_env
 
     env = _gymnasium_env(pipe.config)
     obs, _ = env.reset(seed=0)

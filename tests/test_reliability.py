@@ -14,7 +14,7 @@ from conftest import ENV, TINY_ARGS, run_module
 
 from ppo_jax import PPOConfig
 from ppo_jax.evaluate import main as evaluate_main
-from ppo_jax.rundir import CHECKPOINT_FILE, CONFIG_FILE
+from ppo_jax.run.rundir import CHECKPOINT_FILE, CONFIG_FILE
 from ppo_jax.train import main as train_main
 
 gymnasium = pytest.importorskip("gymnasium")
@@ -28,7 +28,7 @@ def test_sigkill_during_checkpoint_writes_leaves_a_loadable_checkpoint(tmp_path)
         f"""
         import jax
         from ppo_jax import PPOConfig, build_pipeline
-        from ppo_jax.rundir import save_checkpoint, save_config
+        from ppo_jax.run.rundir import save_checkpoint, save_config
         config = PPOConfig(hidden_sizes=(1024, 1024), num_envs=2, rollout_length=8)
         pipeline = build_pipeline(config)
         runner = jax.jit(pipeline.init)(jax.random.key(0), config.hyperparams())
@@ -50,7 +50,7 @@ def test_sigkill_during_checkpoint_writes_leaves_a_loadable_checkpoint(tmp_path)
         proc.wait(timeout=30)
     finally:
         proc.kill()
-    from ppo_jax.evaluation import load_run
+    from ppo_jax.analysis.evaluation import load_run
 
     _, runner = load_run(tmp_path)
     assert int(runner.iteration) >= 0
@@ -70,7 +70,7 @@ def test_absurd_learning_rate_stops_with_a_message_and_a_good_checkpoint(tmp_pat
         line for line in proc.stderr.splitlines() if "checkpoint of iteration" in line
     )
     kept = int(match.split("checkpoint of iteration ")[1].split()[0])
-    from ppo_jax.evaluation import load_run
+    from ppo_jax.analysis.evaluation import load_run
 
     _, runner = load_run(run_dir)
     assert int(runner.iteration) == kept

@@ -7,7 +7,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from ppo_jax.returns import (
+from ppo_jax.algo.returns import (
     generalized_advantages,
     normalize_advantages,
     rewards_to_go,

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from conftest import ENV, TINY_ARGS, run_module
 
-from ppo_jax.rundir import CHECKPOINT_FILE, RUN_FILES, read_rows
+from ppo_jax.run.rundir import CHECKPOINT_FILE, RUN_FILES, read_rows
 from ppo_jax.train import main as train_main
 
 COMPARED = ("mean_return", "mean_length", "actor_loss", "critic_loss", "entropy")
@@ -104,7 +104,7 @@ RESUME_ARGS = [
 
 
 def checkpoint_iteration(run_dir):
-    from ppo_jax.evaluation import load_run
+    from ppo_jax.analysis.evaluation import load_run
 
     return int(load_run(run_dir)[1].iteration)
 
@@ -145,7 +145,7 @@ def test_killed_then_resumed_equals_uninterrupted(tmp_path, network_args):
     stopped_at = checkpoint_iteration(killed)
     assert 2 <= stopped_at < 60  # killed mid-run, after some checkpoint
     if network_args:
-        from ppo_jax.evaluation import load_run
+        from ppo_jax.analysis.evaluation import load_run
 
         memory = load_run(killed)[1].envs.memory
         assert np.abs(memory.actor).min(axis=1).max() > 0  # a mid-episode carry

@@ -1,4 +1,4 @@
-"""ppo_jax.statistics: IQM and its stratified bootstrap interval, against hand
+"""ppo_jax.run.statistics: IQM and its stratified bootstrap interval, against hand
 arithmetic, scipy and a plain-Python reference."""
 
 import math
@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from ppo_jax.statistics import (
+from ppo_jax.run.statistics import (
     Summary,
     format_summary,
     iqm,
@@ -190,7 +190,7 @@ def test_summary_of_nothing():
 
 
 def test_module_imports_no_jax():
-    code = "import sys, ppo_jax.statistics; print('jax' in sys.modules)"
+    code = "import sys, ppo_jax.run.statistics; print('jax' in sys.modules)"
     proc = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, timeout=60
     )

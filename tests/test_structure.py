@@ -1,5 +1,6 @@
-"""The package's shape: no import cycles, entry modules run once, one config
-schema from which Hyperparams, the CLI and README's options table derive."""
+"""The package's shape: layers that import one way, no import cycles, entry
+modules run once, one config schema from which Hyperparams, the CLI and the
+options table derive."""
 
 import ast
 import dataclasses
@@ -11,8 +12,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from ppo_jax.config import PRESETS, TRACEABLE_FIELDS, Hyperparams, PPOConfig
-from ppo_jax.schema import ConfigError, field_kinds, markdown_table, parse_text
+from ppo_jax.config.ppo_config import PRESETS, TRACEABLE_FIELDS, Hyperparams, PPOConfig
+from ppo_jax.config.schema import ConfigError, field_kinds, markdown_table, parse_text
 from ppo_jax.train import build_parser
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -22,7 +23,7 @@ ENTRY_MODULES = {
     "ppo_jax.evaluate",
     "ppo_jax.compare",
     "ppo_jax.export",
-    "ppo_jax.cli",
+    "ppo_jax._cli",
 }
 
 
@@ -42,10 +43,82 @@ def import_graph() -> dict[str, set[str]]:
                 targets |= {a.name for a in node.names}
             elif isinstance(node, ast.ImportFrom) and node.module:
                 targets.add(node.module)
-                # ``from ppo_jax import rundir`` imports the module ppo_jax.rundir
+                # ``from ppo_jax.run import rundir``: the module ppo_jax.run.rundir
                 targets |= {f"{node.module}.{a.name}" for a in node.names}
         graph[name] = {t for t in targets if t in modules and t != name}
     return graph
+
+
+# The layers, lowest first: a module may import its own layer and those below.
+# envs and networks are one step apart because a network factory reads the
+# env's spec (EnvSpec); the commands are the four ``python -m`` modules, what
+# they share (_cli) and the package's lazy front door (ppo_jax).
+LAYERS = (
+    ("config", ("ppo_jax.config", "ppo_jax._compat", "ppo_jax._imports")),
+    ("envs", ("ppo_jax.envs",)),
+    ("networks", ("ppo_jax.networks",)),
+    ("algo", ("ppo_jax.algo",)),
+    ("run", ("ppo_jax.run",)),
+    ("analysis", ("ppo_jax.analysis",)),
+    ("commands", ("ppo_jax",)),
+)
+
+
+def layer_of(module: str) -> int:
+    """Index in LAYERS of the most specific prefix that names ``module``."""
+    best, rank = -1, -1
+    for i, (_, prefixes) in enumerate(LAYERS):
+        for prefix in prefixes:
+            if module == prefix or module.startswith(prefix + "."):
+                if len(prefix) > best:
+                    best, rank = len(prefix), i
+    return rank
+
+
+def layer_violations(graph: dict[str, set[str]]) -> list[str]:
+    """``"a (run) imports b (analysis)"`` for every import against the layers."""
+    found = []
+    for name, targets in sorted(graph.items()):
+        for target in sorted(targets):
+            if layer_of(target) > layer_of(name):
+                found.append(
+                    f"{name} ({LAYERS[layer_of(name)][0]}) imports {target} "
+                    f"({LAYERS[layer_of(target)][0]})"
+                )
+    return found
+
+
+def test_every_module_belongs_to_a_layer():
+    graph = import_graph()
+    assert len(graph) > 40
+    for name in graph:
+        assert layer_of(name) >= 0, name
+    assert LAYERS[layer_of("ppo_jax")][0] == "commands"
+    assert LAYERS[layer_of("ppo_jax.train")][0] == "commands"
+    assert LAYERS[layer_of("ppo_jax.config.schema")][0] == "config"
+
+
+def test_imports_follow_the_layers():
+    assert layer_violations(import_graph()) == []
+
+
+def test_the_layer_check_refuses_an_import_against_the_layers():
+    graph = import_graph()
+    # An adapter importing analysis code (as envs/brax.py once imported
+    # rendering), the algorithm importing the run's host side, and a library
+    # module importing the package's front door: each one is refused.
+    graph["ppo_jax.envs.brax"] = graph["ppo_jax.envs.brax"] | {
+        "ppo_jax.analysis.rendering"
+    }
+    graph["ppo_jax.algo.update"] = graph["ppo_jax.algo.update"] | {"ppo_jax.run.rundir"}
+    graph["ppo_jax.run.rundir"] = graph["ppo_jax.run.rundir"] | {"ppo_jax"}
+    assert layer_violations(graph) == [
+        "ppo_jax.algo.update (algo) imports ppo_jax.run.rundir (run)",
+        "ppo_jax.envs.brax (envs) imports ppo_jax.analysis.rendering (analysis)",
+        "ppo_jax.run.rundir (run) imports ppo_jax (commands)",
+    ]
+    # The same edges downwards are allowed.
+    assert layer_violations({"ppo_jax.run.rundir": {"ppo_jax.algo.ppo"}}) == []
 
 
 def test_library_modules_never_import_the_command_lines():
@@ -53,9 +126,9 @@ def test_library_modules_never_import_the_command_lines():
     for name, targets in graph.items():
         if name not in ENTRY_MODULES:
             assert not targets & ENTRY_MODULES, (name, targets & ENTRY_MODULES)
-    assert "ppo_jax.train" not in graph["ppo_jax.cli"]
-    assert "ppo_jax.evaluate" not in graph["ppo_jax.cli"]
-    assert "ppo_jax.export" not in graph["ppo_jax.cli"]
+    assert "ppo_jax.train" not in graph["ppo_jax._cli"]
+    assert "ppo_jax.evaluate" not in graph["ppo_jax._cli"]
+    assert "ppo_jax.export" not in graph["ppo_jax._cli"]
 
 
 def test_no_import_cycles():

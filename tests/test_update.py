@@ -7,19 +7,17 @@ import pytest
 from conftest import make_spec
 
 from ppo_jax import PPOConfig
-from ppo_jax.losses import clipped_surrogate_loss, value_loss
-from ppo_jax.networks.mlp import make_mlp_networks
-from ppo_jax.policy import make_policy
-from ppo_jax.update import (
+from ppo_jax.algo.batch import (
     PACKED_PERMUTATION_MAX,
     Batch,
-    clip_gradients,
-    init_agent,
-    make_optimizer,
-    make_update,
     random_permutation,
     shuffled_minibatches,
 )
+from ppo_jax.algo.losses import clipped_surrogate_loss, value_loss
+from ppo_jax.algo.optimizer import clip_gradients, init_agent, make_optimizer
+from ppo_jax.algo.policy import make_policy
+from ppo_jax.algo.update import make_update
+from ppo_jax.networks.mlp import make_mlp_networks
 
 
 def numpy_adam(params, grads, state, lr, b1=0.9, b2=0.999, eps=1e-8):
@@ -202,7 +200,7 @@ def test_flat_parameter_steps_equal_per_leaf_steps(monkeypatch, optimizer):
     # Small networks step as one flat vector per optimizer, large ones leaf by
     # leaf: the same Adam and clipping either way (up to float rounding), and
     # the agent keeps its tree layout (what checkpoints hold).
-    import ppo_jax.update as update_module
+    import ppo_jax.algo.optimizer as optimizer_module
 
     config = PPOConfig(
         update_epochs=3, num_minibatches=4, hidden_sizes=(8,), optimizer=optimizer,
@@ -210,7 +208,7 @@ def test_flat_parameter_steps_equal_per_leaf_steps(monkeypatch, optimizer):
     )  # fmt: skip
     results = []
     for limit in (10**9, 0):  # flat, then per leaf
-        monkeypatch.setattr(update_module, "FLAT_PARAMETERS_MAX", limit)
+        monkeypatch.setattr(optimizer_module, "FLAT_PARAMETERS_MAX", limit)
         _, _, batch, agent0, update, hp = make_setup(config)
         results.append(update(agent0, batch, jax.random.key(3), hp))
     (flat, flat_info), (tree, tree_info) = results
@@ -226,7 +224,7 @@ def test_unrolled_minibatch_loop_equals_the_plain_one(monkeypatch):
     # Small minibatches take two gradient steps per loop iteration on a CPU
     # (an odd count, 3, leaves one step over): the same steps, so the same
     # agent up to float rounding.
-    import ppo_jax.update as update_module
+    import ppo_jax.algo.batch as batch_module
 
     config = PPOConfig(
         update_epochs=2, num_minibatches=3, hidden_sizes=(8,), optimizer="joint",
@@ -235,8 +233,8 @@ def test_unrolled_minibatch_loop_equals_the_plain_one(monkeypatch):
     on_cpu = jax.default_backend() == "cpu"  # where the unroll applies
     results = []
     for limit, unroll in ((10**9, 2 if on_cpu else 1), (0, 1)):
-        monkeypatch.setattr(update_module, "MINIBATCH_UNROLL_MAX_SAMPLES", limit)
-        assert update_module.minibatch_unroll(16) == unroll
+        monkeypatch.setattr(batch_module, "MINIBATCH_UNROLL_MAX_SAMPLES", limit)
+        assert batch_module.minibatch_unroll(16) == unroll
         _, _, batch, agent0, update, hp = make_setup(config, batch_size=48)
         results.append(update(agent0, batch, jax.random.key(3), hp))
     (unrolled, unrolled_info), (plain, plain_info) = results

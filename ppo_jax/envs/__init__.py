@@ -18,12 +18,10 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-from ppo_jax.config import (
-    DISCRETE_OVERRIDES,
-    ENV_OVERRIDES,
-    PPOConfig,
-    bare_env_name,
-)
+from ppo_jax._imports import error_summary, import_object, is_import_path
+from ppo_jax.config.ppo_config import PPOConfig, bare_env_name
+from ppo_jax.config.presets import DISCRETE_OVERRIDES, ENV_OVERRIDES
+from ppo_jax.config.schema import ConfigError
 from ppo_jax.envs.contract import (
     Environment,
     EnvSetup,
@@ -34,8 +32,6 @@ from ppo_jax.envs.contract import (
     is_discrete_space,
 )
 from ppo_jax.envs.masking import HiddenObservation, kept_entries
-from ppo_jax.imports import error_summary, import_object, is_import_path
-from ppo_jax.schema import ConfigError
 
 __all__ = [
     "FAMILIES",
@@ -108,7 +104,7 @@ def make_env(
 def preset_config(name: str, **overrides: Any) -> PPOConfig:
     """``PPOConfig.from_preset(name, **overrides)``, adapted to a discrete
     action space: for an env with discrete actions that the preset has no
-    overrides for, the preset's :data:`~ppo_jax.config.DISCRETE_OVERRIDES`
+    overrides for, the preset's :data:`~ppo_jax.config.presets.DISCRETE_OVERRIDES`
     (``tuned``: a Categorical policy, no action clipping), except for fields
     given in ``overrides``."""
     config = PPOConfig.from_preset(name, **overrides)

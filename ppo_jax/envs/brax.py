@@ -12,10 +12,9 @@ from __future__ import annotations
 import difflib
 import importlib.util
 
+from ppo_jax.config.schema import ConfigError
 from ppo_jax.envs.contract import Environment, PyTree
-from ppo_jax.envs.state_api import StateEnv
-from ppo_jax.rendering import headless_opengl_default
-from ppo_jax.schema import ConfigError
+from ppo_jax.envs.state_api import StateEnv, headless_opengl_default
 
 BACKENDS = ("generalized", "positional", "spring", "mjx")
 EPISODE_LENGTH = 1000

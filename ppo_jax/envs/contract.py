@@ -17,9 +17,11 @@ observations the actor does not). ``state`` and ``params`` are the
 environment's own pytrees; a ``params.max_steps_in_episode`` is the time limit
 that ``max_episode_steps`` overrides and evaluation runs to.
 
-:func:`inspect_environment` checks all of this with one ``jax.eval_shape`` of
-``reset`` and one of ``step`` (tracing only, nothing compiles) and refuses a
-wrong environment with one sentence naming what is wrong.
+:func:`inspect_environment` picks the observation keys
+(:func:`select_observations`), then checks all of this with one
+``jax.eval_shape`` of ``reset`` and one of ``step`` (tracing only, nothing
+compiles; :func:`check_environment`) and refuses a wrong environment with one
+sentence naming what is wrong.
 """
 
 from __future__ import annotations
@@ -31,8 +33,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ppo_jax.imports import error_summary
-from ppo_jax.schema import ConfigError
+from ppo_jax._imports import error_summary
+from ppo_jax.config.schema import ConfigError
 
 # An environment's own state and parameter types: any pytree it chooses.
 PyTree: TypeAlias = Any
@@ -182,67 +184,81 @@ def inspect_environment(
     label: str,
     critic_obs_key: str | None = None,
 ) -> EnvSetup:
-    """Check ``env`` against the contract and describe it.
-
-    With ``critic_obs_key`` the returned env's observations are
-    :class:`AsymmetricObservation` s of the two keys.
+    """``env`` as the networks read it (:func:`select_observations`), checked
+    against the contract and described (:func:`check_environment`).
 
     Raises:
         ConfigError: one sentence naming what does not fit (``env_name``,
             ``obs_key`` or ``critic_obs_key``).
     """
-
-    def refuse(what: str) -> ConfigError:
-        return ConfigError(
-            "env_name",
-            label,
-            f"an environment following the gymnax 1.x contract: {what}",
-        )
-
+    refuse = _refusal(label)
     for method in ("reset", "step", "action_space"):
         if not callable(getattr(env, method, None)):
             raise refuse(f"it has no {method} method")
-    space = _call(refuse, "action_space(params)", lambda: env.action_space(params))
-    discrete, action_dim, low, high = _action_space(space, refuse)
-    key = jax.random.key(0)
-    reset = _trace(refuse, "reset(key, params)", lambda: env.reset(key, params))
-    if not isinstance(reset, tuple) or len(reset) != 2:
-        raise refuse("reset must return (obs, state)")
-    obs = reset[0]
-    critic_obs = None
-    if isinstance(obs, Mapping):
-        keys = ", ".join(sorted(map(str, obs)))
-        for name, value in (("obs_key", obs_key), ("critic_obs_key", critic_obs_key)):
-            if value not in obs and (name == "obs_key" or value is not None):
-                raise ConfigError(
-                    name,
-                    value,
-                    f"one of the keys of {label}'s dict observations ({keys})",
-                )
-        assert obs_key is not None  # checked just above
-        env = ObservationKey(env, obs_key)
-        obs = obs[obs_key]
-        if critic_obs_key is not None:
-            critic_obs = reset[0][critic_obs_key]
-    else:
+    env = select_observations(env, params, obs_key, critic_obs_key, label)
+    return EnvSetup(env, params, check_environment(env, params, label))
+
+
+def select_observations(
+    env: Environment,
+    params: PyTree,
+    obs_key: str | None,
+    critic_obs_key: str | None,
+    label: str,
+) -> Environment:
+    """``env`` itself when its observations are arrays; for dict observations
+    an :class:`ObservationKey` reading ``obs_key`` (and ``critic_obs_key``, as
+    :class:`AsymmetricObservation` s). Rewraps only; checks only the keys.
+
+    Raises:
+        ConfigError: a key that the observations lack, a missing ``obs_key``
+            for dict observations, or a key given for array observations.
+    """
+    obs = _reset_observation(env, params, _refusal(label))
+    if not isinstance(obs, Mapping):
         for name, value in (("obs_key", obs_key), ("critic_obs_key", critic_obs_key)):
             if value is not None:
                 raise ConfigError(
                     name, value, f"none for {label}, whose observations are arrays"
                 )
-    for part in (obs, critic_obs):
-        if part is not None and not isinstance(part, jax.ShapeDtypeStruct):
+        return env
+    keys = ", ".join(sorted(map(str, obs)))
+    for name, value in (("obs_key", obs_key), ("critic_obs_key", critic_obs_key)):
+        if value not in obs and (name == "obs_key" or value is not None):
+            raise ConfigError(
+                name, value, f"one of the keys of {label}'s dict observations ({keys})"
+            )
+    assert obs_key is not None  # checked just above
+    return ObservationKey(env, obs_key, critic_obs_key)
+
+
+def check_environment(env: Environment, params: PyTree, label: str) -> EnvSpec:
+    """Check ``env`` (observations: arrays, or :class:`AsymmetricObservation`
+    s of arrays) against the contract with one ``jax.eval_shape`` of ``reset``
+    and one of ``step``; return its spec.
+
+    Raises:
+        ConfigError: one sentence (field ``env_name``) naming what is wrong.
+    """
+    refuse = _refusal(label)
+    space = _call(refuse, "action_space(params)", lambda: env.action_space(params))
+    discrete, action_dim, low, high = _action_space(space, refuse)
+    obs = _reset_observation(env, params, refuse)
+    asymmetric = isinstance(obs, AsymmetricObservation)
+    for part in (actor_part(obs), critic_part(obs)):
+        if not isinstance(part, jax.ShapeDtypeStruct):
             raise refuse(
                 "observations must be arrays or dicts of arrays, not "
                 f"{type(part).__name__}"
             )
-
+    actor_obs, critic_obs = actor_part(obs), critic_part(obs)
     if discrete:
         action = jnp.zeros((), jnp.int32)
     else:
         action = jnp.zeros((action_dim,), jnp.float32)
 
     def one_step() -> Any:
+        key = jax.random.key(0)
         _, state = env.reset(key, params)
         return env.step(key, state, action, params)
 
@@ -254,11 +270,9 @@ def inspect_environment(
             "truncated, info)"
         )
     next_obs, _, reward, terminated, truncated, info = result
-    if getattr(next_obs, "shape", None) != obs.shape:
-        raise refuse(
-            f"step's observation has shape {getattr(next_obs, 'shape', None)}, "
-            f"reset's {obs.shape}"
-        )
+    shape = getattr(actor_part(next_obs), "shape", None)
+    if shape != actor_obs.shape:
+        raise refuse(f"step's observation has shape {shape}, reset's {actor_obs.shape}")
     for name, value in (
         ("reward", reward),
         ("terminated", terminated),
@@ -270,54 +284,55 @@ def inspect_environment(
                 f"step's {name} must be a scalar array, not {shape or value!r}"
             )
     final = info.get("final_observation") if isinstance(info, Mapping) else None
-    if getattr(final, "shape", None) != obs.shape:
+    if getattr(actor_part(final), "shape", None) != actor_obs.shape:
         raise refuse(
             'step\'s info must hold "final_observation" (the observation before '
-            f"an auto-reset) of the observations' shape {obs.shape}"
+            f"an auto-reset) of the observations' shape {actor_obs.shape}"
         )
-    if critic_obs is not None:
-        assert isinstance(env, ObservationKey)
-        env = ObservationKey(env.env, env.key, critic_obs_key)
-        _check_critic_obs(env, params, key, action, critic_obs, refuse)
+    if asymmetric:
+        critic_key = getattr(env, "critic_key", None)
+        for what, part in (("observation", next_obs), ("final_observation", final)):
+            shape = getattr(critic_part(part), "shape", None)
+            if shape != critic_obs.shape:
+                raise refuse(
+                    f"the critic's key {critic_key!r} has shape {shape} in step's "
+                    f"{what}, {critic_obs.shape} in reset's"
+                )
     limit = getattr(params, "max_steps_in_episode", None)
-    spec = EnvSpec(
-        obs_shape=tuple(obs.shape),
-        obs_dtype=np.dtype(obs.dtype),
+    return EnvSpec(
+        obs_shape=tuple(actor_obs.shape),
+        obs_dtype=np.dtype(actor_obs.dtype),
         discrete=discrete,
         action_dim=action_dim,
         action_low=low,
         action_high=high,
         max_episode_steps=None if limit is None else int(limit),
-        critic_obs_shape=None if critic_obs is None else tuple(critic_obs.shape),
-        critic_obs_dtype=None if critic_obs is None else np.dtype(critic_obs.dtype),
+        critic_obs_shape=tuple(critic_obs.shape) if asymmetric else None,
+        critic_obs_dtype=np.dtype(critic_obs.dtype) if asymmetric else None,
     )
-    return EnvSetup(env, params, spec)
 
 
-def _check_critic_obs(
-    env: ObservationKey,
-    params: PyTree,
-    key: jax.Array,
-    action: jax.Array,
-    reset_obs: jax.ShapeDtypeStruct,
-    refuse: Callable[[str], ConfigError],
-) -> None:
-    """The critic's key has reset's shape in step's obs and final observation."""
+def _refusal(label: str) -> Callable[[str], ConfigError]:
+    def refuse(what: str) -> ConfigError:
+        return ConfigError(
+            "env_name",
+            label,
+            f"an environment following the gymnax 1.x contract: {what}",
+        )
 
-    def one_step() -> Any:
-        _, state = env.reset(key, params)
-        return env.step(key, state, action, params)
+    return refuse
 
-    next_obs, *_, info = _trace(refuse, "step(key, state, action, params)", one_step)
-    for what, part in (("observation", next_obs), ("final_observation", None)):
-        if part is None:
-            part = info["final_observation"]
-        shape = getattr(part.critic, "shape", None)
-        if shape != reset_obs.shape:
-            raise refuse(
-                f"the critic's key {env.critic_key!r} has shape {shape} in step's "
-                f"{what}, {reset_obs.shape} in reset's"
-            )
+
+def _reset_observation(
+    env: Environment, params: PyTree, refuse: Callable[[str], ConfigError]
+) -> Any:
+    """The observation of a traced ``reset`` (shapes and dtypes only)."""
+    reset = _trace(
+        refuse, "reset(key, params)", lambda: env.reset(jax.random.key(0), params)
+    )
+    if not isinstance(reset, tuple) or len(reset) != 2:
+        raise refuse("reset must return (obs, state)")
+    return reset[0]
 
 
 def _action_space(

@@ -56,9 +56,9 @@ import jax.numpy as jnp
 from flax import struct
 from jax.custom_batching import custom_vmap
 
+from ppo_jax._imports import error_summary
+from ppo_jax.config.schema import ConfigError
 from ppo_jax.envs.contract import Observation, PyTree, StepResult, select_where
-from ppo_jax.imports import error_summary
-from ppo_jax.schema import ConfigError
 
 # name -> craftax module whose load_all_textures() the pixel variant renders
 # with (None: symbolic).

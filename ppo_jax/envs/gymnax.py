@@ -10,8 +10,8 @@ import difflib
 
 import gymnax
 
+from ppo_jax.config.schema import ConfigError
 from ppo_jax.envs.contract import Environment, PyTree
-from ppo_jax.schema import ConfigError
 
 # gymnax environments that fetch data from the internet when built.
 NEEDS_NETWORK = {"MNISTBandit-bsuite": "it downloads MNIST when built"}

@@ -15,8 +15,8 @@ from typing import Any
 import jax
 import numpy as np
 
+from ppo_jax.config.schema import ConfigError
 from ppo_jax.envs.contract import Environment, EnvSpec, PyTree, StepResult
-from ppo_jax.schema import ConfigError
 
 
 class HiddenObservation:

@@ -22,10 +22,9 @@ import importlib.util
 
 import jax
 
+from ppo_jax.config.schema import ConfigError
 from ppo_jax.envs.contract import Environment, PyTree
-from ppo_jax.envs.state_api import StateEnv
-from ppo_jax.rendering import headless_opengl_default
-from ppo_jax.schema import ConfigError
+from ppo_jax.envs.state_api import StateEnv, headless_opengl_default
 
 BACKENDS = ("jax", "warp")
 # Action repeat of Playground's published PPO settings

@@ -21,6 +21,7 @@ step (under ``vmap`` both branches of a select run), as gymnax does too.
 
 from __future__ import annotations
 
+import os
 from typing import Any, Protocol
 
 import jax
@@ -135,3 +136,10 @@ class StateEnv:
         info = {"final_observation": inner.obs}
         reward = jnp.asarray(reward, jnp.float32)
         return next_inner.obs, next_state, reward, terminated, truncated, info
+
+
+def headless_opengl_default() -> None:
+    """``MUJOCO_GL=egl`` unless set: MuJoCo reads it once, when first imported
+    (the Playground and brax families call this before importing them), and
+    its own default (GLFW) needs a display."""
+    os.environ.setdefault("MUJOCO_GL", "egl")

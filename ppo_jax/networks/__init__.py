@@ -20,7 +20,7 @@ A network with memory (``--network gru``) is a :class:`RecurrentNetwork`:
 ``step(params, carry, obs) -> (carry, output)`` for one time step, with a
 ``carry`` ``[..., *carry_shape]`` per observation that starts (and restarts at
 every episode start) as ``initial_carry(batch_shape)``; the rest of ppo_jax
-(:mod:`ppo_jax.memory`) carries it through rollouts, replays sequences in the
+(:mod:`ppo_jax.networks.memory`) carries it through rollouts, replays sequences in the
 update and keeps it in checkpoints. Actor and critic may each be either kind.
 
 Factories are registered by name in :data:`NETWORKS` (``--network mlp``);
@@ -38,10 +38,10 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from ppo_jax.config import Hyperparams, PPOConfig
+from ppo_jax._imports import error_summary, import_object, is_import_path
+from ppo_jax.config.ppo_config import Hyperparams, PPOConfig
+from ppo_jax.config.schema import ConfigError
 from ppo_jax.envs.contract import EnvSpec, PyTree
-from ppo_jax.imports import error_summary, import_object, is_import_path
-from ppo_jax.schema import ConfigError
 
 Params: TypeAlias = PyTree  # a network's parameters (flax: {"params": {...}})
 OutT = TypeVar("OutT")

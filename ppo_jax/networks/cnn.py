@@ -22,10 +22,11 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from ppo_jax.config import PPOConfig
+from ppo_jax.config.ppo_config import PPOConfig
+from ppo_jax.config.schema import ConfigError
 from ppo_jax.envs.contract import EnvSpec
 from ppo_jax.networks import ActorCritic, ActorOutput, Network, flax_network
-from ppo_jax.networks.mlp import (
+from ppo_jax.networks.layers import (
     ACTIVATIONS,
     Initializer,
     dense,
@@ -35,7 +36,6 @@ from ppo_jax.networks.mlp import (
     torch_bias_init,
     torch_kernel_init,
 )
-from ppo_jax.schema import ConfigError
 
 
 def conv_torso(

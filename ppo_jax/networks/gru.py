@@ -13,7 +13,7 @@ Each of actor and critic is ``encoder -> GRU cell -> head``:
 The same layout as PureJaxRL's recurrent PPO (embedding, GRU, dense head), with
 separate actor and critic networks as everywhere in ppo_jax, so each may have
 its own optimizer. The GRU's recurrent kernel is orthogonal (flax's default
-distribution, drawn with :func:`ppo_jax.networks.mlp.orthogonal`, which is safe
+distribution, drawn with :func:`ppo_jax.networks.layers.orthogonal`, which is safe
 under ``vmap``).
 """
 
@@ -26,11 +26,11 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from ppo_jax.config import Hyperparams, PPOConfig
+from ppo_jax.config.ppo_config import Hyperparams, PPOConfig
 from ppo_jax.envs.contract import EnvSpec
 from ppo_jax.networks import ActorCritic, ActorOutput, Params, RecurrentNetwork
 from ppo_jax.networks.cnn import check_grid, conv_torso
-from ppo_jax.networks.mlp import (
+from ppo_jax.networks.layers import (
     Initializer,
     dense,
     flatten,

@@ -26,17 +26,20 @@ import jax
 import jax.numpy as jnp
 from flax import struct
 
-from ppo_jax.config import Hyperparams, PPOConfig
+from ppo_jax.algo.batch import Batch
+from ppo_jax.algo.optimizer import AgentState, init_agent
+from ppo_jax.algo.policy import Observation, Policy, make_policy
+from ppo_jax.algo.returns import (
+    generalized_advantages,
+    normalize_advantages,
+    rewards_to_go,
+)
+from ppo_jax.algo.rollout import EnvBatch, Rollout, Transition, make_rollout, reset_envs
+from ppo_jax.algo.update import make_update
+from ppo_jax.config.ppo_config import Hyperparams, PPOConfig
+from ppo_jax.config.schema import ConfigError
 from ppo_jax.envs import Environment, EnvSetup, EnvSpec, make_env
 from ppo_jax.envs.contract import PyTree, critic_part
-from ppo_jax.memory import (
-    Memory,
-    apply_sequence,
-    episode_starts,
-    initial_memory,
-    network_step,
-    restart,
-)
 from ppo_jax.networks import (
     ActorCritic,
     AnyNetwork,
@@ -46,11 +49,14 @@ from ppo_jax.networks import (
     is_recurrent,
     make_networks,
 )
-from ppo_jax.policy import Observation, Policy, make_policy
-from ppo_jax.returns import generalized_advantages, normalize_advantages, rewards_to_go
-from ppo_jax.rollout import EnvBatch, Rollout, Transition, make_rollout, reset_envs
-from ppo_jax.schema import ConfigError
-from ppo_jax.update import AgentState, Batch, init_agent, make_update
+from ppo_jax.networks.memory import (
+    Memory,
+    apply_sequence,
+    episode_starts,
+    initial_memory,
+    network_step,
+    restart,
+)
 
 
 @struct.dataclass

@@ -13,10 +13,10 @@ from pathlib import Path
 
 import numpy as np
 
-from ppo_jax.config import PRESETS, PPOConfig, bare_env_name
-from ppo_jax.pipeline import Metrics
-from ppo_jax.rundir import PLOT_FILE, SWEEP_CSV, SWEEP_TABLE, read_rows
-from ppo_jax.statistics import format_iqm, summarize
+from ppo_jax.algo.ppo import Metrics
+from ppo_jax.config.ppo_config import PRESETS, PPOConfig, bare_env_name
+from ppo_jax.run.rundir import PLOT_FILE, SWEEP_CSV, SWEEP_TABLE, read_rows
+from ppo_jax.run.statistics import format_iqm, summarize
 
 RECENT = 10  # iterations the final return is averaged over
 
@@ -165,7 +165,7 @@ def plot_learning_curve(run_dir: Path, title: str, sweep_fields=()) -> Path:
 
 def write_sweep_table(run_dir: Path, rows: list[dict], sweep_fields) -> Path:
     """One row per setting: final return over its seeds as mean ± std, and as
-    IQM with its 95% stratified bootstrap interval (:mod:`ppo_jax.statistics`;
+    IQM with its 95% stratified bootstrap interval (:mod:`ppo_jax.run.statistics`;
     runs that ended no episode are left out of both)."""
     finals = final_returns(rows)
     lines = [

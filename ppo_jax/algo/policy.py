@@ -16,12 +16,12 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ppo_jax.config import Hyperparams, PPOConfig
-from ppo_jax.distributions import ActionDistribution, make_action_distribution
+from ppo_jax.algo.distributions import ActionDistribution, make_action_distribution
+from ppo_jax.algo.normalization import RunningMeanStd, normalize_observation
+from ppo_jax.config.ppo_config import Hyperparams, PPOConfig
 from ppo_jax.envs.contract import AsymmetricObservation, EnvSpec, PyTree, actor_part
-from ppo_jax.memory import apply_sequence, initial_carry, network_step
 from ppo_jax.networks import ActorOutput, AnyNetwork, Network, Params
-from ppo_jax.normalization import RunningMeanStd, normalize_observation
+from ppo_jax.networks.memory import apply_sequence, initial_carry, network_step
 
 # An observation batch ``[..., *obs_shape]``, or with ``critic_obs_key`` an
 # AsymmetricObservation of the actor's and the critic's parts; the statistics
@@ -87,7 +87,8 @@ class Policy:
     ) -> distrax.Distribution:
         """The distributions of a time-major sequence ``[T, n, ...]`` of
         observed inputs, replayed from ``carry`` ``[n, ...]`` with restarts
-        where ``first`` ``[T, n]`` (see :func:`ppo_jax.memory.apply_sequence`)."""
+        where ``first`` ``[T, n]`` (see
+        :func:`ppo_jax.networks.memory.apply_sequence`)."""
         _, out = apply_sequence(self.actor, params, carry, actor_part(seen_obs), first)
         if out.log_std is not None and out.log_std.ndim > 1:
             # Stacked by a scan of step over time, [T, action_dim]: one row per

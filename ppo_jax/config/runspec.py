@@ -13,7 +13,12 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 
-from ppo_jax.config import TRACEABLE_FIELDS, ConfigError, Hyperparams, PPOConfig
+from ppo_jax.config.ppo_config import (
+    TRACEABLE_FIELDS,
+    ConfigError,
+    Hyperparams,
+    PPOConfig,
+)
 
 
 @dataclasses.dataclass(frozen=True)

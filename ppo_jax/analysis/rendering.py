@@ -5,7 +5,7 @@ policy as every evaluation); its physics states (``qpos``, ``qvel``, mocap
 bodies) are then drawn one by one with MuJoCo's own renderer, headless
 through OpenGL: ``MUJOCO_GL=egl`` (libEGL, Mesa's software rasterizer is
 enough; the default set here) or ``osmesa`` (libOSMesa). gymnax runs are drawn
-by gymnasium's classic-control renderer instead (:mod:`ppo_jax.evaluation`).
+by gymnasium's classic-control renderer instead (:mod:`ppo_jax.analysis.evaluation`).
 """
 
 from __future__ import annotations
@@ -20,12 +20,12 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ppo_jax import rundir
+from ppo_jax._imports import error_summary
+from ppo_jax.algo.ppo import Pipeline, RunnerState
+from ppo_jax.config.schema import ConfigError
 from ppo_jax.envs import split_env_name
-from ppo_jax.envs.state_api import StateEnv
-from ppo_jax.imports import error_summary
-from ppo_jax.pipeline import Pipeline, RunnerState
-from ppo_jax.schema import ConfigError
+from ppo_jax.envs.state_api import StateEnv, headless_opengl_default
+from ppo_jax.run import rundir
 
 MUJOCO_FAMILIES = ("playground", "brax")
 GIF_SIZE = (240, 320)  # height, width in pixels (Playground's render default)
@@ -34,13 +34,6 @@ MIN_FRAME_SECONDS = 0.04  # at most 25 frames per second
 
 def is_mujoco_run(env_name: str) -> bool:
     return split_env_name(env_name)[0] in MUJOCO_FAMILIES
-
-
-def headless_opengl_default() -> None:
-    """``MUJOCO_GL=egl`` unless set: MuJoCo reads it once, when first imported
-    (the Playground and brax families call this before importing them), and
-    its own default (GLFW) needs a display."""
-    os.environ.setdefault("MUJOCO_GL", "egl")
 
 
 def check_mujoco_rendering(env_name: str, path: str) -> None:

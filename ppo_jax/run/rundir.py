@@ -9,7 +9,7 @@ A run directory holds:
   RunnerState as a state dict, PRNG key as key data}``;
 - ``metrics.csv``: one row per (iteration, run);
 - ``learning_curve.png``, ``sweep.md``, ``sweep.csv``: drawn and written by
-  :mod:`ppo_jax.reporting`.
+  :mod:`ppo_jax.run.reporting`.
 
 Files are written to a temporary file of a unique name in the same directory
 and renamed over the old one, so a kill mid-write leaves the previous version
@@ -41,9 +41,9 @@ import jax
 import numpy as np
 from flax import serialization
 
-from ppo_jax.config import PPOConfig
-from ppo_jax.pipeline import RunnerState
-from ppo_jax.runspec import RunSpec
+from ppo_jax.algo.ppo import RunnerState
+from ppo_jax.config.ppo_config import PPOConfig
+from ppo_jax.config.runspec import RunSpec
 
 CONFIG_FILE = "config.json"
 RUN_FILE = "run.json"
@@ -286,7 +286,7 @@ def load_checkpoint(
     """Restore a RunnerState shaped like ``template`` from ``run_dir``.
 
     ``template`` is any RunnerState of ``config`` (for instance
-    :func:`ppo_jax.experiment.runner_template`); ``config`` is the run's
+    :func:`ppo_jax.run.experiment.runner_template`); ``config`` is the run's
     ``config.json``, which the checkpoint must have been written with.
     Returns numpy leaves and a typed PRNG key.
     """

@@ -1,6 +1,6 @@
 """Where a run's metrics go besides ``metrics.csv``: TensorBoard, Weights & Biases.
 
-The CSV (:class:`ppo_jax.rundir.MetricsWriter`) is always written; the
+The CSV (:class:`ppo_jax.run.rundir.MetricsWriter`) is always written; the
 loggers here are optional (``--logger tensorboard``, ``--logger wandb``, each
 an optional extra). They are fed from the host loop after each compiled chunk,
 with the same rows as the CSV: nothing runs inside the compiled function.
@@ -33,8 +33,10 @@ import secrets
 from pathlib import Path
 from typing import Any, Literal, Protocol
 
-from ppo_jax.config import PPOConfig
-from ppo_jax.rundir import (
+from ppo_jax.config.ppo_config import PPOConfig
+from ppo_jax.config.runspec import RunSpec
+from ppo_jax.config.schema import ConfigError
+from ppo_jax.run.rundir import (
     LOGGERS_FILE,
     TENSORBOARD_DIR,
     WANDB_DIR,
@@ -42,8 +44,6 @@ from ppo_jax.rundir import (
     RunDirError,
     atomic_write_bytes,
 )
-from ppo_jax.runspec import RunSpec
-from ppo_jax.schema import ConfigError
 
 LOGGERS = ("csv", "tensorboard", "wandb")
 # logger -> (module it needs, the extra that installs it)

@@ -3,7 +3,7 @@
 The command line is ``python -m ppo_jax.evaluate RUN_DIR`` (:mod:`ppo_jax.evaluate`);
 in Python, :func:`load_policy`, :func:`evaluate_policy` and
 :func:`evaluate_gymnasium`. Every path acts through the run's
-:class:`~ppo_jax.policy.Policy` (frozen observation statistics, action clipping).
+:class:`~ppo_jax.algo.policy.Policy` (frozen observation statistics, action clipping).
 """
 
 from __future__ import annotations
@@ -18,16 +18,16 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ppo_jax import rundir
-from ppo_jax.config import ConfigError, PPOConfig
+from ppo_jax.algo.normalization import RunningMeanStd
+from ppo_jax.algo.ppo import Pipeline, RunnerState, build_pipeline
+from ppo_jax.analysis.rendering import check_mujoco_rendering, is_mujoco_run, save_gif
+from ppo_jax.config.ppo_config import ConfigError, PPOConfig
 from ppo_jax.envs import Environment, split_env_name
 from ppo_jax.envs.contract import PyTree
-from ppo_jax.experiment import runner_template
 from ppo_jax.networks import NetworkFactory, Params
-from ppo_jax.normalization import RunningMeanStd
-from ppo_jax.pipeline import Pipeline, RunnerState, build_pipeline
-from ppo_jax.rendering import check_mujoco_rendering, is_mujoco_run, save_gif
-from ppo_jax.signals import check_stop
+from ppo_jax.run import rundir
+from ppo_jax.run.experiment import runner_template
+from ppo_jax.run.signals import check_stop
 
 NumpyPolicy = Callable[[np.ndarray], np.ndarray]
 EPISODE_BATCH = 1024  # episodes evaluated at once (vmapped)

@@ -9,11 +9,7 @@ import jax
 import jax.numpy as jnp
 from flax import struct
 
-from ppo_jax.config import Hyperparams, PPOConfig
-from ppo_jax.envs.contract import EnvSetup, PyTree
-from ppo_jax.memory import Memory, restart
-from ppo_jax.networks import Params
-from ppo_jax.normalization import (
+from ppo_jax.algo.normalization import (
     RunningMeanStd,
     init_observation_stats,
     init_running_stats,
@@ -21,7 +17,11 @@ from ppo_jax.normalization import (
     update_observation_stats,
     update_running_stats,
 )
-from ppo_jax.policy import Observation, ObservationStats, Policy
+from ppo_jax.algo.policy import Observation, ObservationStats, Policy
+from ppo_jax.config.ppo_config import Hyperparams, PPOConfig
+from ppo_jax.envs.contract import EnvSetup, PyTree
+from ppo_jax.networks import Params
+from ppo_jax.networks.memory import Memory, restart
 
 
 class Transition(NamedTuple):
@@ -76,7 +76,7 @@ def reset_envs(
     setup: EnvSetup, key: jax.Array, config: PPOConfig, memory: Memory
 ) -> EnvBatch:
     """``N`` freshly reset environments; ``memory``: the networks' initial
-    carries (:func:`ppo_jax.memory.initial_memory`)."""
+    carries (:func:`ppo_jax.networks.memory.initial_memory`)."""
     n = config.num_envs
     obs, state = jax.vmap(setup.env.reset, in_axes=(0, None))(
         jax.random.split(key, n), setup.params

@@ -6,7 +6,7 @@ deterministic policy of one run of a run directory (its latest checkpoint),
 exactly as :func:`ppo_jax.load_policy` acts.
 
 ONNX (needs the ``export`` extra: ``pip install -e '.[export]'``): the run's
-:meth:`Policy.mode <ppo_jax.policy.Policy.mode>` itself, converted by jax2onnx
+:meth:`Policy.mode <ppo_jax.algo.policy.Policy.mode>` itself, converted by jax2onnx
 (opset 17 by default), with the actor's parameters and the frozen observation
 statistics baked in as constants. One input ``obs``: float32 raw
 (unnormalized) observations ``[batch, *obs_shape]``, ``batch`` a dynamic axis
@@ -61,7 +61,7 @@ policy). The deterministic action of raw observations ``obs [B, *obs_shape]``::
         action = np.clip(action, action_low, action_high)
 
 Limits: a run whose env or network is ``module:Name`` exports where
-:func:`~ppo_jax.evaluation.load_run` loads it from ``config.json`` (the module
+:func:`~ppo_jax.analysis.evaluation.load_run` loads it from ``config.json`` (the module
 importable again); a network jax2onnx cannot convert is refused (export it as
 npz). Exported files are not run files: retraining the directory with
 ``--overwrite`` leaves them (stale) in place.
@@ -69,6 +69,7 @@ npz). Exported files are not run files: retraining the directory with
 
 from __future__ import annotations
 
+import importlib.metadata
 import io
 from pathlib import Path
 from typing import Any
@@ -76,13 +77,13 @@ from typing import Any
 import jax
 import numpy as np
 
-from ppo_jax import __version__, rundir
+from ppo_jax.algo.normalization import CLIP, EPS
+from ppo_jax.algo.ppo import Pipeline, RunnerState
+from ppo_jax.analysis.evaluation import load_run
+from ppo_jax.config.schema import ConfigError
 from ppo_jax.envs.contract import actor_part
-from ppo_jax.evaluation import load_run
-from ppo_jax.normalization import CLIP, EPS
-from ppo_jax.pipeline import Pipeline, RunnerState
-from ppo_jax.schema import ConfigError
-from ppo_jax.signals import check_stop
+from ppo_jax.run import rundir
+from ppo_jax.run.signals import check_stop
 
 NPZ_FORMAT_VERSION = 1
 # Older than jax2onnx's default (23), for older runtimes; the MLP's ops all are.
@@ -213,7 +214,7 @@ def onnx_model(
         + (", clipped)" if pipeline.policy.action_low is not None else ")")
     )  # fmt: skip
     for key, value in {
-        "ppo_jax.version": __version__,
+        "ppo_jax.version": importlib.metadata.version("ppo_jax"),
         "ppo_jax.env_name": config.env_name,
         "ppo_jax.obs": f"float32 [batch, {', '.join(map(str, spec.obs_shape))}]",
         "ppo_jax.action": action,

@@ -1,8 +1,9 @@
-"""What the two command lines share: config flags from the schema, errors,
+"""What the four command lines share: config flags from the schema, errors,
 signals.
 
-The entry points are :mod:`ppo_jax.train`, :mod:`ppo_jax.evaluate` and
-:mod:`ppo_jax.export`; library modules never import this one. This module
+The entry points are :mod:`ppo_jax.train`, :mod:`ppo_jax.evaluate`,
+:mod:`ppo_jax.export` and :mod:`ppo_jax.compare`; library modules never import
+this one. This module
 imports only the standard library at load time, so that :func:`entry_point`
 is in charge of Ctrl-C and SIGTERM from the first moment, even while jax is
 being imported.
@@ -20,7 +21,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, NoReturn
 
 if TYPE_CHECKING:
-    from ppo_jax.schema import FieldKind
+    from ppo_jax.config.schema import FieldKind
 
 EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
@@ -59,14 +60,14 @@ def entry_point(
     at the next safe point, a second aborts; either way the command ends with
     one line and exit code 130. ``--debug`` shows tracebacks instead.
     """
-    from ppo_jax.signals import GracefulStop
+    from ppo_jax.run.signals import GracefulStop
 
     debug = "--debug" in (sys.argv[1:] if argv is None else argv)
     with GracefulStop() as stop:
         try:
-            from ppo_jax.resources import ResourceError
-            from ppo_jax.rundir import RunDirError
-            from ppo_jax.schema import ConfigError
+            from ppo_jax.config.schema import ConfigError
+            from ppo_jax.run.resources import ResourceError
+            from ppo_jax.run.rundir import RunDirError
 
             try:
                 return body(parser().parse_args(argv))
@@ -93,7 +94,7 @@ def _is_interrupt() -> bool:
 
 
 def _flag_parser(kind: FieldKind) -> Callable[[str], Any]:
-    from ppo_jax.schema import parse_text
+    from ppo_jax.config.schema import parse_text
 
     def parse(text: str) -> Any:
         return parse_text(kind, text)
@@ -106,8 +107,8 @@ def _flag_parser(kind: FieldKind) -> Callable[[str], Any]:
 def add_config_flags(parser: argparse.ArgumentParser) -> None:
     """One flag per :class:`PPOConfig` field (``--env`` for ``env_name``), help
     text from the schema; a flag left out keeps the preset's value."""
-    from ppo_jax.config import PPOConfig
-    from ppo_jax.schema import field_kinds
+    from ppo_jax.config.ppo_config import PPOConfig
+    from ppo_jax.config.schema import field_kinds
 
     for kind in field_kinds(PPOConfig):
         flags = ["--env", kind.flag] if kind.name == "env_name" else [kind.flag]
@@ -136,8 +137,8 @@ def add_config_flags(parser: argparse.ArgumentParser) -> None:
 
 def given_fields(args: argparse.Namespace) -> dict[str, Any]:
     """The config fields set on the command line (flags left out are absent)."""
-    from ppo_jax.config import PPOConfig
-    from ppo_jax.schema import field_kinds
+    from ppo_jax.config.ppo_config import PPOConfig
+    from ppo_jax.config.schema import field_kinds
 
     return {
         kind.name: getattr(args, kind.name)

@@ -18,9 +18,9 @@ import math
 import jax
 import numpy as np
 
-from ppo_jax.config import PPOConfig
+from ppo_jax.algo.ppo import Pipeline
+from ppo_jax.config.ppo_config import PPOConfig
 from ppo_jax.envs.contract import EnvSpec, PyTree
-from ppo_jax.pipeline import Pipeline
 
 
 class ResourceError(ValueError):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-from ppo_jax.schema import ConfigError
+from ppo_jax.config.schema import ConfigError
 
 
 def is_import_path(name: str) -> bool:

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import jax
 
-from ppo_jax.schema import ConfigError
+from ppo_jax.config.schema import ConfigError
 
 
 def initialize(coordinator: str, num_processes: int, process_id: int) -> None:

@@ -24,7 +24,7 @@ import ppo_jax._compat  # noqa: F401  (before distrax: see that module)
 # isort: split
 import distrax
 
-from ppo_jax.config import Hyperparams
+from ppo_jax.config.ppo_config import Hyperparams
 from ppo_jax.networks import ActorOutput
 
 

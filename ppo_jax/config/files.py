@@ -1,6 +1,6 @@
 """Config files: read YAML, TOML or JSON into config fields; write a config out.
 
-A config file is a flat mapping of :class:`~ppo_jax.config.PPOConfig` field
+A config file is a flat mapping of :class:`~ppo_jax.config.ppo_config.PPOConfig` field
 names (as in ``--help``, with underscores: ``num_envs``, ``lr``, ...) to values,
 plus an optional ``preset``. The command line resolves a run's config as: the
 preset (``--preset``, else the file's, else ``tutorial``) with its per-env
@@ -22,8 +22,8 @@ import tomllib
 from pathlib import Path
 from typing import Any, Literal
 
-from ppo_jax.config import PPOConfig
-from ppo_jax.schema import ConfigError, FieldKind, field_kinds, parse_text
+from ppo_jax.config.ppo_config import PPOConfig
+from ppo_jax.config.schema import ConfigError, FieldKind, field_kinds, parse_text
 
 ConfigFormat = Literal["yaml", "toml", "json"]
 FORMATS: dict[str, ConfigFormat] = {

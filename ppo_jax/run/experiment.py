@@ -1,10 +1,10 @@
 """Many runs in one compile: seeds x sweep settings, sharded over devices.
 
-The ``R = settings x seeds`` runs of a :class:`~ppo_jax.runspec.RunSpec` are
+The ``R = settings x seeds`` runs of a :class:`~ppo_jax.config.runspec.RunSpec` are
 vmapped together (a leading ``[R]`` axis on every leaf of the runner state and
 the metrics) and the run axis is sharded across all devices with
 ``jax.sharding`` (every process's, after
-:func:`ppo_jax.distributed.initialize`); a single run instead shards its
+:func:`ppo_jax.run.distributed.initialize`); a single run instead shards its
 environment axis. Each run equals ``make_train(config with its setting)``
 called alone with its key (up to float rounding).
 """
@@ -20,9 +20,9 @@ import jax
 import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
+from ppo_jax.algo.ppo import Chunk, Init, Pipeline, RunnerState, make_chunk
+from ppo_jax.config.runspec import RunSpec
 from ppo_jax.envs.contract import PyTree
-from ppo_jax.pipeline import Chunk, Init, Pipeline, RunnerState, make_chunk
-from ppo_jax.runspec import RunSpec
 
 Tree = TypeVar("Tree")
 # XLA options on a CPU, measured on the default run (2-core CPU, chunk of 10

@@ -1,6 +1,6 @@
 """Configuration: one frozen dataclass, named presets, and validation.
 
-Every field is declared once with :func:`ppo_jax.schema.option`: its help text
+Every field is declared once with :func:`ppo_jax.config.schema.option`: its help text
 (CLI ``--help`` and README's options table), whether it is *traceable* and the
 values it allows. Fields that change array shapes or program structure
 (``num_envs``, ``rollout_length``, ``hidden_sizes``, the option switches, ...)
@@ -22,7 +22,18 @@ import jax
 import jax.numpy as jnp
 from flax import struct
 
-from ppo_jax.schema import INT32_MAX, ConfigError, check_fields, field_kinds, option
+from ppo_jax.config.presets import (
+    DISCRETE_OVERRIDES,
+    ENV_OVERRIDES,
+    PRESET_FIELDS,
+)
+from ppo_jax.config.schema import (
+    INT32_MAX,
+    ConfigError,
+    check_fields,
+    field_kinds,
+    option,
+)
 
 __all__ = [
     "BOOL_FIELDS",
@@ -336,130 +347,5 @@ TRACEABLE_FIELDS = tuple(k.name for k in field_kinds(PPOConfig) if k.traceable)
 BOOL_FIELDS = tuple(k.name for k in field_kinds(PPOConfig) if k.base is bool)
 
 PRESETS: dict[str, PPOConfig] = {
-    # The tutorial's Pendulum column (SPEC.md section 1), vectorized as 11 envs
-    # x 200 steps: every env runs exactly one whole episode per iteration.
-    "tutorial": PPOConfig(),
-    # Modern PPO for continuous control; see README "Presets" for the why of
-    # each value and benchmarks/results/learning.md for what it reaches.
-    "tuned": PPOConfig(
-        num_envs=16,
-        rollout_length=256,
-        total_timesteps=1_000_000,
-        lr=1e-3,
-        gamma=0.95,
-        clip_eps=0.2,
-        update_epochs=10,
-        num_minibatches=16,
-        advantage="gae",
-        gae_lambda=0.95,
-        ent_coef=0.0,
-        vf_coef=0.5,
-        optimizer="joint",
-        max_grad_norm=0.5,
-        adam_eps=1e-5,
-        anneal_lr=True,
-        policy_std="learned",
-        init_log_std=0.0,
-        clip_actions=True,
-        activation="tanh",
-        ortho_init=True,
-        normalize_obs=True,
-        normalize_reward=True,
-        bootstrap_truncation=True,
-    ),
-}
-
-# Per-environment changes to a preset, applied before the user's overrides.
-_DISCRETE_TUNED: dict[str, Any] = {
-    "policy_std": None,
-    "clip_actions": False,
-    "num_envs": 8,
-    "rollout_length": 128,
-    "num_minibatches": 4,
-    "update_epochs": 4,
-    "lr": 2.5e-4,
-    "gamma": 0.99,
-    "ent_coef": 0.01,
-    "normalize_reward": False,
-    "total_timesteps": 500_000,
-}
-# What a preset changes for an env with discrete actions that ENV_OVERRIDES
-# does not list (applied by ppo_jax.envs.preset_config, which can look at the
-# action space): its Gaussian options do not apply there.
-DISCRETE_OVERRIDES: dict[str, dict[str, Any]] = {
-    "tuned": {"policy_std": None, "clip_actions": False},
-}
-# MuJoCo Playground's DM Control Suite tasks (playground/<Task>).
-DM_CONTROL_TASKS = (
-    "AcrobotSwingup", "AcrobotSwingupSparse", "BallInCup", "CartpoleBalance",
-    "CartpoleBalanceSparse", "CartpoleSwingup", "CartpoleSwingupSparse",
-    "CheetahRun", "FingerSpin", "FingerTurnEasy", "FingerTurnHard", "FishSwim",
-    "HopperHop", "HopperStand", "HumanoidStand", "HumanoidWalk", "HumanoidRun",
-    "PendulumSwingup", "PointMass", "ReacherEasy", "ReacherHard",
-    "SwimmerSwimmer6", "WalkerRun", "WalkerStand", "WalkerWalk",
-)  # fmt: skip
-# Playground's published PPO settings for them
-# (mujoco_playground/config/dm_control_suite_params.py: 2048 envs x 30 steps,
-# 32 minibatches x 16 epochs, discount 0.995, lr 1e-3, entropy 0.01, reward
-# scaling 10, observation normalization, 60M steps), scaled to a 2-core CPU:
-# 128 envs x 32 steps, 4 minibatches x 4 epochs (a 16th of the data per
-# iteration and a 16th of the gradient steps per sample), reward normalization
-# instead of a fixed scale, 64-64 tanh networks, and budgets a CPU affords.
-_DM_CONTROL_TUNED: dict[str, Any] = {
-    "num_envs": 128,
-    "rollout_length": 32,
-    "num_minibatches": 4,
-    "update_epochs": 4,
-    "gamma": 0.995,
-    "lr": 1e-3,
-    "ent_coef": 0.01,
-    "total_timesteps": 3_000_000,
-}
-_DM_CONTROL_BUDGETS: dict[str, dict[str, Any]] = {
-    # Sweeps on this CPU (training return): gamma 0.99 beat 0.995 (700 +- 4
-    # vs 667 +- 53, 2 seeds, 3M steps); then lr 3e-4 without entropy bonus
-    # trained the 3 seeds steadiest to 690-860 by 4.6M steps (lr 1e-3 and
-    # entropy 0.01 reached as high but collapsed and recovered on the way).
-    "CartpoleSwingup": {
-        "gamma": 0.99,
-        "lr": 3e-4,
-        "ent_coef": 0.0,
-        "total_timesteps": 5_000_000,
-    },
-    "PendulumSwingup": {"update_epochs": 2},  # Playground: 4 epochs (of 16)
-}
-# gymnax's MinAtar games: 10x10 grids of boolean channels, with the CNN (the
-# MinAtar paper's network: 16 3x3 filters, then a dense layer). 64 envs x 128
-# steps and 8 minibatches x 4 epochs as PureJaxRL trains MinAtar; lr 5e-3 from
-# measurement (Breakout, 2 seeds x 330k steps: return 17.7 at 5e-3, 6.6 at
-# 1e-3); 1M steps, which the CNN runs in about 2.5 minutes a seed on 2 cores.
-MINATAR_GAMES = (
-    "Breakout-MinAtar", "Asterix-MinAtar", "Freeway-MinAtar", "SpaceInvaders-MinAtar",
-)  # fmt: skip
-_MINATAR_TUNED: dict[str, Any] = {
-    **_DISCRETE_TUNED,
-    "num_envs": 64,
-    "num_minibatches": 8,
-    "total_timesteps": 1_000_000,
-    "lr": 5e-3,
-    "activation": "relu",
-    "normalize_obs": False,  # binary grids: already in [0, 1]
-    "network": "cnn",
-}
-ENV_OVERRIDES: dict[tuple[str, str], dict[str, Any]] = {
-    **{
-        ("tuned", f"playground/{task}"): {
-            **_DM_CONTROL_TUNED,
-            **_DM_CONTROL_BUDGETS.get(task, {}),
-        }
-        for task in DM_CONTROL_TASKS
-    },
-    ("tuned", "CartPole-v1"): _DISCRETE_TUNED,
-    # Acrobot's reset observations are nearly constant: early running statistics
-    # blow its inputs up, and 3 of 8 seeds never learned with normalization.
-    ("tuned", "Acrobot-v1"): {**_DISCRETE_TUNED, "normalize_obs": False},
-    **{("tuned", game): _MINATAR_TUNED for game in MINATAR_GAMES},
-    ("tuned", "MountainCarContinuous-v0"): dict(
-        gamma=0.99, init_log_std=0.5, total_timesteps=1_000_000
-    ),
+    name: PPOConfig(**fields) for name, fields in PRESET_FIELDS.items()
 }

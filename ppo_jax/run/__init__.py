@@ -1,0 +1,16 @@
+"""The host side of a run: the loop of compiled chunks around the algorithm.
+
+- :mod:`~ppo_jax.run.host_loop`: ``run_training`` (checks, compile, chunks,
+  checkpoints, the run's outcome);
+- :mod:`~ppo_jax.run.experiment`: seeds and sweeps as one compiled program,
+  placed on the devices; :mod:`~ppo_jax.run.distributed`: several processes;
+- :mod:`~ppo_jax.run.rundir`: the run directory (config, checkpoint, metrics);
+- :mod:`~ppo_jax.run.reporting`, :mod:`~ppo_jax.run.loggers`,
+  :mod:`~ppo_jax.run.statistics`: progress lines, CSV/TensorBoard/wandb,
+  the learning-curve plot and summaries over seeds;
+- :mod:`~ppo_jax.run.resources`, :mod:`~ppo_jax.run.signals`: memory checks
+  before compiling, Ctrl-C and SIGTERM.
+
+Imports the layers below it (config, envs, networks, algo), never analysis or
+the commands.
+"""
