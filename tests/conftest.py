@@ -1,18 +1,38 @@
-"""Shared fixtures: tiny configs compiled once per session."""
+"""Shared fixtures: tiny configs compiled once per session, and one
+compilation cache for the whole session."""
 
+import atexit
 import os
+import shutil
 import subprocess
 import sys
+import tempfile
 
-import jax
 import numpy as np
 import pytest
+
+# One persistent JAX compilation cache for this test session, shared by the
+# pytest process and every command-line subprocess it starts (they inherit
+# these variables; the CLI reads PPO_JAX_CACHE_DIR, jax JAX_*): the suite
+# compiles the same tiny programs again and again, many in fresh processes.
+# Every program is cached, however quick its compile. A new, empty directory
+# per session, removed at exit: nothing carries over from an earlier run, so
+# the suite takes on any machine what it takes on a fresh clone.
+_SESSION_CACHE = tempfile.mkdtemp(prefix="ppo_jax_test_cache_")
+atexit.register(shutil.rmtree, _SESSION_CACHE, ignore_errors=True)
+os.environ["PPO_JAX_CACHE_DIR"] = _SESSION_CACHE
+os.environ["JAX_COMPILATION_CACHE_DIR"] = _SESSION_CACHE
+os.environ["JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS"] = os.environ.get(
+    "PPO_JAX_TEST_CACHE_MIN_COMPILE_S", "0"
+)
+
+import jax  # noqa: E402 (after the cache variables, which jax reads on import)
 
 # MuJoCo picks its OpenGL platform once, when first imported (test modules
 # import Playground at collection): headless EGL, as ppo_jax's families set it.
 os.environ.setdefault("MUJOCO_GL", "egl")
 
-from ppo_jax import EnvSpec, PPOConfig, make_train
+from ppo_jax import EnvSpec, PPOConfig, make_train  # noqa: E402
 
 
 def make_spec(obs_shape=(3,), action_dim=2, discrete=False, obs_dtype=np.float32):
