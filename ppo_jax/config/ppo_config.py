@@ -1,15 +1,15 @@
 """Configuration: one frozen dataclass, named presets, and validation.
 
 Every field is declared once with :func:`ppo_jax.config.schema.option`: its help text
-(CLI ``--help`` and README's options table), whether it is *traceable* and the
-values it allows. Fields that change array shapes or program structure
-(``num_envs``, ``rollout_length``, ``hidden_sizes``, the option switches, ...)
-are *static*: changing them means a new compile. Traceable fields are plain
-numbers inside the computation (``lr``, ``gamma``, ``clip_eps``, ...); they are
-copied into a :class:`Hyperparams` pytree that ``train`` takes as an argument,
-so they can be traced and ``jax.vmap``-ed over for sweeps without recompiling.
-Optional limits (``max_grad_norm``, ``target_kl``) are ``None`` in the config
-and ``inf`` in :class:`Hyperparams` (a limit that never triggers).
+(CLI ``--help`` and the options table of ppo_jax/config/README.md), whether it is
+*traceable* and the values it allows. Fields that change array shapes or program
+structure (``num_envs``, ``rollout_length``, ``hidden_sizes``, the option switches,
+...) are *static*: changing them means a new compile. Traceable fields are plain
+numbers inside the computation (``lr``, ``gamma``, ``clip_eps``, ...); they are copied
+into a :class:`Hyperparams` pytree that ``train`` takes as an argument, so they can be
+traced and ``jax.vmap``-ed over for sweeps without recompiling. Optional limits
+(``max_grad_norm``, ``target_kl``) are ``None`` in the config and ``inf`` in
+:class:`Hyperparams` (a limit that never triggers).
 """
 
 from __future__ import annotations

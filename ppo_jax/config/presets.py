@@ -12,12 +12,12 @@ from typing import Any
 
 # preset name -> its changes from PPOConfig's defaults.
 PRESET_FIELDS: dict[str, dict[str, Any]] = {
-    # The tutorial's Pendulum column (the tutorial's defaults; README, "The
-    # tutorial preset"), vectorized as 11 envs x 200 steps: every env runs
-    # exactly one whole episode per iteration.
+    # The tutorial's Pendulum column (the tutorial's defaults;
+    # ppo_jax/config/README.md, "The tutorial preset"), vectorized as 11 envs x 200
+    # steps: every env runs exactly one whole episode per iteration.
     "tutorial": {},
-    # Modern PPO for continuous control; see README "Presets" for the why of
-    # each value and benchmarks/results/learning.md for what it reaches.
+    # Modern PPO for continuous control; see ppo_jax/config/README.md, "Presets", for
+    # the why of each value and benchmarks/results/learning.md for what it reaches.
     "tuned": {
         "num_envs": 16,
         "rollout_length": 256,

@@ -1,14 +1,14 @@
 """The config schema: each field says once what it is and what it allows.
 
-A field is declared with :func:`option`: its default, a help text (the CLI's
-``--help`` and the README's options table), whether it is *traceable* (a plain
-number inside the computation, copied into ``Hyperparams`` so that sweeps can
-vmap over it) and, for numbers, its range. Its type annotation says the rest:
-``Literal[...]`` lists the choices, ``X | None`` admits ``None`` (``none`` on the
-command line), ``tuple[int, ...]`` parses from ``64,64``.
+A field is declared with :func:`option`: its default, a help text (the CLI's ``--help``
+and the options table of ppo_jax/config/README.md), whether it is *traceable* (a plain
+number inside the computation, copied into ``Hyperparams`` so that sweeps can vmap over
+it) and, for numbers, its range. Its type annotation says the rest: ``Literal[...]``
+lists the choices, ``X | None`` admits ``None`` (``none`` on the command line),
+``tuple[int, ...]`` parses from ``64,64``.
 
 Validation (:func:`check_fields`), command-line parsing (:func:`parse_text`)
-and the README table (:func:`markdown_table`) are all derived from it.
+and the options table (:func:`markdown_table`) are all derived from it.
 """
 
 from __future__ import annotations
@@ -206,10 +206,10 @@ def parse_text(kind: FieldKind, text: str) -> Any:
     return parsers[kind.base](text)
 
 
-# ---------------------------------------------------------------- README
+# ---------------------------------------------------------------- options table
 def markdown_table(cls: type, defaults: Any) -> str:
-    """The options table of README: flag, values, default (from ``defaults``),
-    traceable, help; one row per field, in declaration order."""
+    """The options table of ppo_jax/config/README.md: flag, values, default
+    (from ``defaults``), traceable, help; one row per field, in declaration order."""
     rows = [
         "| flag | values | default | traceable | what it does |",
         "|---|---|---|---|---|",

@@ -103,8 +103,9 @@ def tutorial_context(config: PPOConfig) -> str | None:
         "exploration noise, rewards-to-go, no observation or reward scaling): on "
         "Pendulum-v1 its return after 1M steps differs a lot between seeds, and "
         "one seed's curve differs between CPU models; the tutorial reports about "
-        "-370 to -665 (README, 'Measured', has a distribution over seeds). For a "
-        "solved Pendulum (about -150 after 1M steps) run with --preset tuned."
+        "-370 to -665 (benchmarks/README.md, 'Learning', has a distribution over "
+        "seeds). For a solved Pendulum (about -150 after 1M steps) run with "
+        "--preset tuned."
     )
 
 
