@@ -20,8 +20,12 @@ import pytest
 # compile (caching all of them measured the same). A new, empty directory
 # per session, removed at exit: nothing carries over from an earlier run, so
 # the suite takes on any machine what it takes on a fresh clone.
-_SESSION_CACHE = tempfile.mkdtemp(prefix="ppo_jax_test_cache_")
-atexit.register(shutil.rmtree, _SESSION_CACHE, ignore_errors=True)
+# pytest-xdist's workers inherit the directory from the process that made it.
+_SESSION_CACHE = os.environ.get("PPO_JAX_TEST_SESSION_CACHE", "")
+if not _SESSION_CACHE:
+    _SESSION_CACHE = tempfile.mkdtemp(prefix="ppo_jax_test_cache_")
+    os.environ["PPO_JAX_TEST_SESSION_CACHE"] = _SESSION_CACHE
+    atexit.register(shutil.rmtree, _SESSION_CACHE, ignore_errors=True)
 os.environ["PPO_JAX_CACHE_DIR"] = _SESSION_CACHE
 os.environ["JAX_COMPILATION_CACHE_DIR"] = _SESSION_CACHE
 

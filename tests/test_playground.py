@@ -138,19 +138,21 @@ def test_cartpole_balance_adapter_shapes(cartpole):
 def test_auto_reset_keeps_the_final_observation_of_playgrounds_own_step(cartpole):
     _, setup = cartpole
     env, params = setup.env, setup.params.replace(max_steps_in_episode=2)
-    key = jax.random.key(3)
-    _, state = env.reset(key, params)
     action = jnp.array([0.7])
-    step = jax.jit(env.step)
-    _, state, *_ = step(jax.random.key(4), state, action, params)
-    own = jax.jit(env.env.step)(state.inner, action)  # Playground's own step
-    obs, state2, reward, terminated, truncated, info = step(
-        jax.random.key(5), state, action, params
-    )
+
+    @jax.jit  # one compile of MJX for the whole scenario (each takes seconds)
+    def scenario():
+        _, state = env.reset(jax.random.key(3), params)
+        _, state, *_ = env.step(jax.random.key(4), state, action, params)
+        own = env.env.step(state.inner, action)  # Playground's own step
+        after_limit = env.step(jax.random.key(5), state, action, params)
+        fresh = env.env.reset(jax.random.key(5))
+        return own, after_limit, fresh
+
+    own, (obs, state2, reward, terminated, truncated, info), fresh = scenario()
     assert bool(truncated) and not bool(terminated)
     np.testing.assert_array_equal(info["final_observation"], own.obs)
     assert float(reward) == pytest.approx(float(own.reward))
-    fresh = jax.jit(env.env.reset)(jax.random.key(5))
     np.testing.assert_array_equal(obs, fresh.obs)
     assert int(state2.steps) == 0
 
