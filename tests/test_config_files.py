@@ -2,11 +2,12 @@
 order of precedence, and one sentence for every bad file."""
 
 import json
+import os
 from pathlib import Path
 
 import pytest
 
-from ppo_jax.config.files import dump_config, read_config_file
+from ppo_jax.config.files import MAX_CONFIG_BYTES, dump_config, read_config_file
 from ppo_jax.config.schema import ConfigError
 from ppo_jax.envs import preset_config
 from ppo_jax.train import main as train_main
@@ -135,3 +136,54 @@ def test_library_errors_name_the_field(tmp_path):
     path.write_text("learning_rate: 1\n")
     with pytest.raises(ConfigError, match="'learning_rate' is not one"):
         read_config_file(path)
+
+
+def _link_to_dev_zero(path):
+    path.symlink_to("/dev/zero")  # a device that never ends, behind a .yaml name
+
+
+def _fifo(path):
+    os.mkfifo(path)  # opening it would block until a writer came
+
+
+SPECIAL_FILES = {
+    "not utf-8": ("c.yaml", b"lr: 0.001\n\xff\xfe\n", "a UTF-8 text file (byte 0xff"),
+    "device": ("c.yaml", _link_to_dev_zero, "a regular file, not a device"),
+    "fifo": ("c.yaml", _fifo, "a regular file, not a device"),
+    "directory": ("c.yaml", lambda p: p.mkdir(), "a readable file (Is a directory)"),
+    "too large": ("c.json", b" " * (MAX_CONFIG_BYTES + 1), "at most 1 MiB"),
+    "bool as text": ("c.yaml", b'normalize_obs: "maybe"\n', "true or false"),
+    "int as 4e3 text": (
+        "c.yaml",
+        b"num_envs: 4e3\n",
+        "an integer (write 4000, not 4e3)",
+    ),
+    "int as a float": ("c.json", b'{"num_envs": 4e3}', "an integer (write 4000)"),
+    "sizes as floats": ("c.yaml", b'hidden_sizes: "6.4e1"\n', "(write 64, not 6.4e1)"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(SPECIAL_FILES))
+def test_files_that_are_not_config_text_are_one_sentence(case, tmp_path, capsys):
+    name, content, says = SPECIAL_FILES[case]
+    path = tmp_path / name
+    if isinstance(content, bytes):
+        path.write_bytes(content)
+    else:
+        content(path)
+    code = train_main(["--config", str(path), "--run-dir", str(tmp_path / "run")])
+    err = capsys.readouterr().err
+    assert code == 2, err
+    assert err.startswith("error: ") and len(err.strip().splitlines()) == 1, err
+    assert says in err and "Traceback" not in err
+    assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.parametrize(
+    "text, value",
+    [('"yes"', True), ('"off"', False), ('"True"', True), ("false", False)],
+)
+def test_booleans_written_as_text_are_read(text, value, tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text(f"normalize_obs: {text}\n")
+    assert read_config_file(path) == (None, {"normalize_obs": value})

@@ -18,12 +18,19 @@ from __future__ import annotations
 
 import json
 import math
+import stat
 import tomllib
 from pathlib import Path
 from typing import Any, Literal
 
 from ppo_jax.config.ppo_config import PPOConfig
-from ppo_jax.config.schema import ConfigError, FieldKind, field_kinds, parse_text
+from ppo_jax.config.schema import (
+    ConfigError,
+    FieldKind,
+    expected_text,
+    field_kinds,
+    parse_text,
+)
 
 ConfigFormat = Literal["yaml", "toml", "json"]
 FORMATS: dict[str, ConfigFormat] = {
@@ -33,6 +40,9 @@ FORMATS: dict[str, ConfigFormat] = {
     ".json": "json",
 }
 PRESET_KEY = "preset"
+# A config file is a few hundred bytes; anything past this is not one (and a
+# device such as /dev/zero behind a .yaml name would never end).
+MAX_CONFIG_BYTES = 1 << 20
 
 
 def file_format(path: Path) -> ConfigFormat:
@@ -57,12 +67,7 @@ def read_config_file(path: str | Path) -> tuple[str | None, dict[str, Any]]:
     """
     path = Path(path)
     fmt = file_format(path)
-    try:
-        text = path.read_text()
-    except OSError as e:
-        reason = e.strerror or type(e).__name__
-        raise ConfigError("config", str(path), f"a readable file ({reason})") from e
-    data = _parse(text, fmt, path)
+    data = _parse(_read_text(path), fmt, path)
     if not isinstance(data, dict):
         raise ConfigError(
             "config",
@@ -86,6 +91,35 @@ def read_config_file(path: str | Path) -> tuple[str | None, dict[str, Any]]:
     return preset, fields
 
 
+def _read_text(path: Path) -> str:
+    """The file's text: a regular file of at most ``MAX_CONFIG_BYTES``, UTF-8."""
+
+    def refuse(allowed: str) -> ConfigError:
+        return ConfigError("config", str(path), allowed)
+
+    try:
+        info = path.stat()
+        if stat.S_ISDIR(info.st_mode):
+            raise refuse("a readable file (Is a directory)")
+        if not stat.S_ISREG(info.st_mode):
+            # Checked before opening: a FIFO would block, a device never end.
+            raise refuse("a regular file, not a device, pipe or socket")
+        with open(path, "rb") as f:
+            data = f.read(MAX_CONFIG_BYTES + 1)
+    except OSError as e:
+        reason = e.strerror or type(e).__name__
+        raise refuse(f"a readable file ({reason})") from e
+    if len(data) > MAX_CONFIG_BYTES:
+        raise refuse(f"a config file of at most {MAX_CONFIG_BYTES >> 20} MiB")
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise refuse(
+            f"a UTF-8 text file (byte 0x{data[e.start]:02x} at offset {e.start} "
+            "is not UTF-8: save the file as UTF-8)"
+        ) from e
+
+
 def _parse(text: str, fmt: ConfigFormat, path: Path) -> Any:
     try:
         if fmt == "json":
@@ -107,7 +141,10 @@ def _coerce(kind: FieldKind, value: Any) -> Any:
         try:
             return parse_text(kind, value)
         except ValueError as e:
-            raise ConfigError(kind.name, value, f"a {kind.base.__name__}") from e
+            raise ConfigError(kind.name, value, expected_text(kind, value)) from e
+    if kind.base is int and isinstance(value, float) and value.is_integer():
+        # 4e3 in JSON or TOML is a float: say how to write the integer.
+        raise ConfigError(kind.name, value, f"an integer (write {int(value)})")
     if kind.base is tuple and isinstance(value, list):
         return tuple(value)
     if kind.base is float and isinstance(value, int) and not isinstance(value, bool):

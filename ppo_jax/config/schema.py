@@ -190,20 +190,56 @@ def _check_float(kind: FieldKind, value: Any) -> str | None:
 
 
 # -------------------------------------------------------------- command line
+BOOL_TEXT = {"true": True, "false": False, "yes": True, "no": False,
+             "on": True, "off": False, "1": True, "0": False}  # fmt: skip
+
+
+def _parse_bool(text: str) -> bool:
+    try:
+        return BOOL_TEXT[text.strip().lower()]
+    except KeyError:
+        raise ValueError(f"not a boolean: {text!r}") from None
+
+
 def parse_text(kind: FieldKind, text: str) -> Any:
-    """A field's value from command-line text (``none`` for None when allowed).
+    """A field's value from command-line text (``none`` for None when allowed;
+    ``true``/``false``, ``yes``/``no``, ``on``/``off``, ``1``/``0`` for
+    booleans).
 
     Raises ``ValueError`` (argparse reports it as a bad flag value).
     """
     if kind.optional and text.strip().lower() == "none":
         return None
     parsers: dict[type, Callable[[str], Any]] = {
+        bool: _parse_bool,
         int: int,
         float: float,
         str: str,
         tuple: lambda s: tuple(int(p) for p in s.split(",") if p.strip()),
     }
     return parsers[kind.base](text)
+
+
+def expected_text(kind: FieldKind, text: str) -> str:
+    """What ``kind`` takes as text, for a refusal of ``text``: ``"an integer
+    (write 4000, not 4e3)"``."""
+    described = {
+        bool: "true or false",
+        int: "an integer",
+        float: "a number, e.g. 3e-4",
+        str: "text",
+        tuple: "integers separated by commas, e.g. 64,64",
+    }[kind.base]
+    if kind.optional:
+        described += ", or none"
+    if kind.base in (int, tuple):
+        try:
+            number = float(text)
+        except ValueError:
+            return described
+        if math.isfinite(number) and number == int(number):
+            described += f" (write {int(number)}, not {text.strip()})"
+    return described
 
 
 # ---------------------------------------------------------------- options table
