@@ -96,3 +96,52 @@ def test_process_flags_without_a_coordinator_are_refused(tmp_path):
     assert proc.returncode == 2
     assert err.strip() == "error: --num-processes and --process-id need --coordinator"
     assert not (tmp_path / "run").exists()
+
+
+def _refusal(*args, env=ONE_DEVICE):
+    proc = subprocess.run(
+        [sys.executable, "-m", "ppo_jax.train", *args],
+        capture_output=True, text=True, env=env, timeout=120,
+    )  # fmt: skip
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in proc.stderr, proc.stderr[-2000:]
+    return lines[0]
+
+
+def test_a_port_out_of_range_is_one_sentence():
+    line = _refusal("--coordinator", "127.0.0.1:99999", "--num-processes", "2")
+    assert "a port from 1 to 65535" in line
+
+
+def test_a_coordinator_that_never_comes_is_one_sentence_after_the_timeout(tmp_path):
+    # Before: jax retried, then aborted the process (SIGABRT) with a native
+    # stack trace after its 300 s. Now a stated timeout, then one sentence.
+    env = {**ONE_DEVICE, "PPO_JAX_COORDINATOR_TIMEOUT": "2"}
+    line = _refusal(
+        "--coordinator", f"127.0.0.1:{free_port()}", "--num-processes", "2",
+        "--process-id", "1", "--run-dir", str(tmp_path / "run"), env=env,
+    )  # fmt: skip
+    assert "nothing answered there within 2 s" in line
+    assert not (tmp_path / "run").exists()
+
+
+def test_a_coordinator_port_in_use_is_one_sentence():
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        line = _refusal(
+            "--coordinator", f"127.0.0.1:{port}", "--num-processes", "2",
+            "--process-id", "0",
+        )  # fmt: skip
+    assert f"({port} is in use on this machine)" in line
+
+
+def test_a_bad_coordinator_timeout_is_one_sentence():
+    env = {**ONE_DEVICE, "PPO_JAX_COORDINATOR_TIMEOUT": "soon"}
+    line = _refusal(
+        "--coordinator", f"127.0.0.1:{free_port()}", "--num-processes", "2",
+        "--process-id", "1", env=env,
+    )  # fmt: skip
+    assert "PPO_JAX_COORDINATOR_TIMEOUT='soon'" in line

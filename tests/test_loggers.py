@@ -198,3 +198,21 @@ def test_an_empty_wandb_project_is_refused_before_compiling(tmp_path, capsys):
     err = capsys.readouterr().err
     assert code == 2 and "wandb_project" in err and len(err.strip().splitlines()) == 1
     assert not (tmp_path / "r").exists()
+
+
+@pytest.mark.parametrize("logger", ["tensorboard", "wandb"])
+def test_a_file_where_a_loggers_folder_goes_is_one_sentence(logger, tmp_path, capsys):
+    # A run directory holding a file named like the logger's folder: refused
+    # before compiling, with nothing written (before, tensorboardX's makedirs
+    # ended the run in a NotADirectoryError traceback after the first chunk).
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    (run_dir / logger).write_text("my notes\n")
+    code = train_main(
+        [*TINY_ARGS, "--logger", logger, "--run-dir", str(run_dir)]
+    )  # fmt: skip
+    err = capsys.readouterr().err
+    assert code == 2 and len(err.strip().splitlines()) == 1, err
+    assert "is not a folder" in err and "Traceback" not in err
+    assert sorted(p.name for p in run_dir.iterdir()) == [logger]  # nothing written
+    assert (run_dir / logger).read_text() == "my notes\n"  # nothing lost

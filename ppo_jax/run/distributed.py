@@ -15,33 +15,115 @@ metrics and checkpoints together (``Experiment.gather``).
 
 from __future__ import annotations
 
+import errno
+import os
+import socket
+import time
+
 import jax
 
 from ppo_jax.config.schema import ConfigError
+
+# How long a process waits for process 0's coordinator to answer (seconds;
+# jax's own default): processes on several hosts start minutes apart.
+# PPO_JAX_COORDINATOR_TIMEOUT overrides it.
+COORDINATOR_TIMEOUT_S = 300
 
 
 def initialize(coordinator: str, num_processes: int, process_id: int) -> None:
     """Join the ``num_processes`` processes of one run (call before any JAX
     computation). ``coordinator``: ``host:port`` of process 0.
 
+    Process 0 checks that its coordinator's port is free; the others wait
+    for it to answer, at most :func:`coordinator_timeout` seconds.
+
     Raises:
-        ConfigError: an id outside ``[0, num_processes)`` or a malformed
-            address (one sentence, before connecting).
+        ConfigError: an id outside ``[0, num_processes)``, a malformed
+            address, a port in use, or no coordinator in time (one sentence).
     """
     if not 0 <= process_id < num_processes:
         raise ConfigError(
             "process_id", process_id, f"in [0, {num_processes}) (--num-processes)"
         )
-    host, sep, port = coordinator.rpartition(":")
-    if not sep or not host or not port.isdigit():
-        raise ConfigError("coordinator", coordinator, "HOST:PORT of process 0")
+    host, port = _address(coordinator)
+    timeout_s = coordinator_timeout()
+    if process_id == 0:
+        _check_port_free(coordinator, port)
+    else:
+        _wait_for_coordinator(coordinator, host, port, timeout_s)
     # CPU devices of different processes talk through gloo (GPUs use NCCL).
     jax.config.update("jax_cpu_collectives_implementation", "gloo")
     jax.distributed.initialize(
         coordinator_address=coordinator,
         num_processes=num_processes,
         process_id=process_id,
+        initialization_timeout=timeout_s,
     )
+
+
+def coordinator_timeout() -> int:
+    """Seconds to wait for the coordinator: ``PPO_JAX_COORDINATOR_TIMEOUT`` or
+    :data:`COORDINATOR_TIMEOUT_S`."""
+    text = os.environ.get("PPO_JAX_COORDINATOR_TIMEOUT", "")
+    if not text:
+        return COORDINATOR_TIMEOUT_S
+    if not text.isdigit() or int(text) < 1:
+        raise ConfigError(
+            "PPO_JAX_COORDINATOR_TIMEOUT", text, "a whole number of seconds >= 1"
+        )
+    return int(text)
+
+
+def _address(coordinator: str) -> tuple[str, int]:
+    """``(host, port)`` of ``HOST:PORT`` (``[::1]:PORT`` for IPv6)."""
+    host, sep, port = coordinator.rpartition(":")
+    if not sep or not host or not port.isdigit():
+        raise ConfigError("coordinator", coordinator, "HOST:PORT of process 0")
+    if not 1 <= int(port) <= 65535:
+        raise ConfigError(
+            "coordinator", coordinator, "HOST:PORT with a port from 1 to 65535"
+        )
+    return host.strip("[]"), int(port)
+
+
+def _check_port_free(coordinator: str, port: int) -> None:
+    """Process 0 serves the coordinator on ``port``: refuse a port in use now
+    (jax would abort the process with a native stack trace)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind(("", port))
+        except OSError as e:
+            if e.errno != errno.EADDRINUSE:
+                raise
+            raise ConfigError(
+                "coordinator",
+                coordinator,
+                f"a free port for process 0's coordinator ({port} is in use "
+                "on this machine)",
+            ) from e
+
+
+def _wait_for_coordinator(
+    coordinator: str, host: str, port: int, timeout_s: float
+) -> None:
+    """Wait until process 0's coordinator accepts connections; after
+    ``timeout_s`` refuse in one sentence (jax would abort the process)."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            with socket.create_connection((host, port), timeout=1.0):
+                return
+        except OSError:
+            if time.monotonic() >= deadline:
+                raise ConfigError(
+                    "coordinator",
+                    coordinator,
+                    f"the address of a running process 0 (nothing answered there "
+                    f"within {timeout_s:g} s: start process 0 with the same "
+                    "--coordinator, or set PPO_JAX_COORDINATOR_TIMEOUT)",
+                ) from None
+            time.sleep(0.5)
 
 
 def is_writer() -> bool:

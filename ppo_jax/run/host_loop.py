@@ -44,6 +44,7 @@ from ppo_jax.run.experiment import Experiment, run_axis
 from ppo_jax.run.loggers import (
     Logger,
     LoggerSpec,
+    check_logger_dirs,
     load_logger_spec,
     open_loggers,
     save_logger_spec,
@@ -104,6 +105,7 @@ def run_training(
         if run_dir is None:
             run_dir = rundir.default_run_dir(spec.config.env_name)
         rundir.check_not_a_file(run_dir)  # before the lock creates it
+        check_logger_dirs(run_dir, logger_spec)
         stop.check()  # a signal during the checks: stop before touching the disk
         # Then the run directory, locked for the whole run. With several
         # processes, process 0 alone writes it (the others read a checkpoint

@@ -86,6 +86,20 @@ class LoggerSpec:
         )
 
 
+def check_logger_dirs(run_dir: Path, spec: LoggerSpec) -> None:
+    """Refuse, before anything compiles or is written, a logger whose folder in
+    ``run_dir`` is taken by something that is not a folder (a file there would
+    end the run with a traceback once the logger starts)."""
+    folders = {"tensorboard": TENSORBOARD_DIR, "wandb": WANDB_DIR}
+    for name in spec.loggers:
+        path = Path(run_dir) / folders[name]
+        if (path.exists() or path.is_symlink()) and not path.is_dir():
+            raise RunDirError(
+                f"{str(path)!r} is not a folder, and the {name} logger writes "
+                "there: move it away or choose another --run-dir"
+            )
+
+
 def save_logger_spec(run_dir: Path, spec: LoggerSpec) -> None:
     data = dataclasses.asdict(spec)
     atomic_write_bytes(Path(run_dir) / LOGGERS_FILE, json.dumps(data).encode())
