@@ -169,13 +169,25 @@ def _run(args: argparse.Namespace) -> int:
         return 0
     _cli.enable_compilation_cache()
     if args.resume is not None:
-        return run_training(None, None, resume=Path(args.resume), quiet=args.quiet)
+        code = run_training(None, None, resume=Path(args.resume), quiet=args.quiet)
+        return _leave(args, code)
     spec = RunSpec(config, args.num_seeds, parse_sweep(args.sweep))
     loggers = LoggerSpec(tuple(args.logger), args.wandb_project, args.wandb_name)
     run_dir = None if args.run_dir is None else Path(args.run_dir)
-    return run_training(
+    code = run_training(
         spec, run_dir, overwrite=args.overwrite, quiet=args.quiet, loggers=loggers
     )
+    return _leave(args, code)
+
+
+def _leave(args: argparse.Namespace, code: int) -> int:
+    """With several processes, a run that ended well says goodbye to the
+    others (any other end is a lost peer to them: they stop too)."""
+    if args.coordinator is not None and code == 0:
+        from ppo_jax.run import distributed
+
+        distributed.goodbye()
+    return code
 
 
 def silence_stdout() -> None:

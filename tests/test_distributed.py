@@ -145,3 +145,73 @@ def test_a_bad_coordinator_timeout_is_one_sentence():
         "--process-id", "1", env=env,
     )  # fmt: skip
     assert "PPO_JAX_COORDINATOR_TIMEOUT='soon'" in line
+
+
+def test_a_killed_peer_stops_the_other_in_one_sentence_and_both_resume(tmp_path):
+    # Process 1 is killed mid-run: process 0 notices at once (not after JAX's
+    # heartbeat timeout and a native abort), keeps a consistent run directory
+    # and exits with its own code; starting both again with --resume ends
+    # with the metrics of a run that was never interrupted.
+    import os
+    import signal
+    import time
+
+    from ppo_jax.run.distributed import EXIT_PEER_LOST
+
+    long = ["--total-timesteps", str(200 * 100), "--save-freq", "1"]
+    dirs = {n: tmp_path / n for n in ("p0", "p1", "whole0", "whole1")}
+    for d in dirs.values():
+        d.mkdir()
+
+    def pair(cwd0, cwd1, *extra):
+        coordinator = f"127.0.0.1:{free_port()}"
+        return [
+            train(cwd, *long, "--coordinator", coordinator, "--num-processes", "2",
+                  "--process-id", str(i), *extra)
+            for i, cwd in enumerate((cwd0, cwd1))
+        ]  # fmt: skip
+
+    first, second = pair(dirs["p0"], dirs["p1"])
+    metrics = dirs["p0"] / "run" / "metrics.csv"
+    deadline = time.monotonic() + 120
+    while not (metrics.exists() and len(metrics.read_text().splitlines()) > 1):
+        assert time.monotonic() < deadline and first.poll() is None, "no chunk"
+        time.sleep(0.005)
+    os.kill(second.pid, signal.SIGKILL)
+    t = time.monotonic()
+    _, err = first.communicate(timeout=60)
+    second.communicate(timeout=60)
+    assert first.returncode == EXIT_PEER_LOST, err[-2000:]
+    assert time.monotonic() - t < 30  # bounded: JAX's own wait is 100 s or more
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and "is gone" in lines[0] and "--resume" in lines[0]
+    run_dir = dirs["p0"] / "run"
+    (_, runner) = load_run(run_dir, 0)
+    done = int(runner.iteration)
+    assert 1 <= done < 100, done  # stopped mid-run, at a chunk boundary
+    rows = read_rows(run_dir)
+    assert max(r["iteration"] for r in rows) == done  # checkpoint and metrics agree
+
+    # Both again with --resume (process 1 reads the same directory, as on a
+    # shared file system), and a run of both that was never interrupted.
+    coordinator = f"127.0.0.1:{free_port()}"
+    resumed = [
+        subprocess.Popen(
+            [sys.executable, "-m", "ppo_jax.train", "--resume", str(run_dir),
+             "--coordinator", coordinator, "--num-processes", "2",
+             "--process-id", str(i), "--quiet"],
+            cwd=cwd, env=ONE_DEVICE, stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE, text=True,
+        )
+        for i, cwd in enumerate((dirs["p0"], dirs["p1"]))
+    ]  # fmt: skip
+    whole = pair(dirs["whole0"], dirs["whole1"])
+    for proc in [*resumed, *whole]:
+        finish(proc)
+    ignore = {"seconds"}
+    got, want = read_rows(run_dir), read_rows(dirs["whole0"] / "run")
+    assert len(got) == len(want) == 100 * 4
+    for a, b in zip(got, want, strict=True):
+        assert {k: v for k, v in a.items() if k not in ignore} == {
+            k: v for k, v in b.items() if k not in ignore
+        }

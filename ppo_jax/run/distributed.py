@@ -18,11 +18,21 @@ from __future__ import annotations
 import errno
 import os
 import socket
+import threading
 import time
 
 import jax
 
 from ppo_jax.config.schema import ConfigError
+from ppo_jax.run.signals import wait_for_writes
+
+# The exit code of a process whose peer process is gone (killed, crashed or
+# stopped early): the run directory keeps the last chunk's checkpoint and
+# metrics, and starting every process again with --resume continues the run.
+EXIT_PEER_LOST = 5
+# Seconds a lost peer's survivor waits for a checkpoint being written to end.
+WRITE_GRACE_S = 10.0
+_WATCH_KEY = "ppo_jax/peer_watch_port"
 
 # How long a process waits for process 0's coordinator to answer (seconds;
 # jax's own default): processes on several hosts start minutes apart.
@@ -59,6 +69,7 @@ def initialize(coordinator: str, num_processes: int, process_id: int) -> None:
         process_id=process_id,
         initialization_timeout=timeout_s,
     )
+    _watch_peers(host, timeout_s)
 
 
 def coordinator_timeout() -> int:
@@ -124,6 +135,78 @@ def _wait_for_coordinator(
                     "--coordinator, or set PPO_JAX_COORDINATOR_TIMEOUT)",
                 ) from None
             time.sleep(0.5)
+
+
+class _PeerWatch:
+    """A TCP link from process 0 to every other process, beside jax's own.
+
+    JAX's collectives wait for a lost peer until its coordination service
+    times out, then abort the process with a native stack trace. These links
+    notice at once: a link that closes without a goodbye (:func:`goodbye`)
+    ends this process with one sentence and :data:`EXIT_PEER_LOST`, after any
+    checkpoint being written is complete."""
+
+    def __init__(self) -> None:
+        self.links: list[socket.socket] = []
+
+    def watch(self, link: socket.socket, peer: str) -> None:
+        self.links.append(link)
+        threading.Thread(target=self._wait, args=(link, peer), daemon=True).start()
+
+    def _wait(self, link: socket.socket, peer: str) -> None:
+        try:
+            said = link.recv(16)
+        except OSError:
+            said = b""
+        if said.startswith(b"bye"):
+            return
+        wait_for_writes(WRITE_GRACE_S)
+        os.write(
+            2,
+            f"error: {peer} of this run is gone (its link closed); stopping "
+            f"process {jax.process_index()} with exit code {EXIT_PEER_LOST}: the "
+            "run directory keeps the checkpoint and metrics of the last chunk; "
+            "start every process again with --resume RUN_DIR\n".encode(),
+        )
+        os._exit(EXIT_PEER_LOST)
+
+
+_watch = _PeerWatch()
+
+
+def _watch_peers(host: str, timeout_s: int) -> None:
+    """Link process 0 with every other process (see :class:`_PeerWatch`);
+    process 0's port travels through jax's key-value store."""
+    from jax._src import distributed as jax_distributed
+
+    client = jax_distributed.global_state.client
+    assert client is not None  # jax.distributed.initialize ran
+    count = jax.process_count()
+    if jax.process_index() == 0:
+        server = socket.create_server(("", 0))
+        client.key_value_set(_WATCH_KEY, str(server.getsockname()[1]))
+
+        def accept() -> None:
+            with server:
+                for _ in range(count - 1):
+                    link, _ = server.accept()
+                    _watch.watch(link, "another process")
+
+        threading.Thread(target=accept, daemon=True).start()
+    else:
+        port = int(client.blocking_key_value_get(_WATCH_KEY, timeout_s * 1000))
+        _watch.watch(socket.create_connection((host, port), timeout_s), "process 0")
+        _watch.links[-1].settimeout(None)
+
+
+def goodbye() -> None:
+    """Tell the other processes that this one ends normally (call after the
+    run's last collective): their links to it then close quietly."""
+    for link in _watch.links:
+        try:
+            link.sendall(b"bye")
+        except OSError:
+            pass
 
 
 def is_writer() -> bool:

@@ -168,10 +168,26 @@ class Experiment:
         return jax.device_get(self._replicate(runner))
 
     def place(self, runner: RunnerState) -> RunnerState:
-        """Put a (restored, host) runner state where the compiled chunk wants it."""
+        """Put a (restored, host) runner state where the compiled chunk wants it.
+
+        With several processes every process holds the whole state (each read
+        the checkpoint) and builds its shards of the global arrays from it."""
         if self.runner_sharding is None:
             return jax.device_put(runner)
-        return jax.device_put(runner, self.runner_sharding)
+        if jax.process_count() == 1:
+            return jax.device_put(runner, self.runner_sharding)
+        return jax.tree.map(_global_array, runner, self.runner_sharding)
+
+
+def _global_array(value: jax.Array, sharding: NamedSharding) -> jax.Array:
+    """A global array over every process's devices, from a whole host value
+    that every process holds (PRNG keys through their key data)."""
+    if jax.dtypes.issubdtype(value.dtype, jax.dtypes.prng_key):
+        data = np.asarray(jax.random.key_data(value))
+        shards = jax.make_array_from_callback(data.shape, sharding, data.__getitem__)
+        return jax.random.wrap_key_data(shards, impl=jax.random.key_impl(value))
+    host = np.asarray(value)
+    return jax.make_array_from_callback(host.shape, sharding, host.__getitem__)
 
 
 def run_axis(tree: Tree, batched: bool) -> Tree:

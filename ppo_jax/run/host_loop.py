@@ -13,8 +13,10 @@ checkpoint of the last finite chunk are kept); 4 a write failed (full disk,
 ...: the last good checkpoint and the metrics up to it are kept); 130 stopped
 by Ctrl-C or SIGTERM (at any moment: at a chunk boundary, with metrics and
 checkpoint of the same iteration; during compilation, after writing the
-iteration-0 checkpoint). Bad input raises ConfigError, RunDirError or
-ResourceError before anything compiles (the CLI: one sentence, exit code 2).
+iteration-0 checkpoint); 5, with several processes, a peer process was lost
+(:data:`ppo_jax.run.distributed.EXIT_PEER_LOST`). Bad input raises ConfigError,
+RunDirError or ResourceError before anything compiles (the CLI: one sentence,
+exit code 2).
 """
 
 from __future__ import annotations

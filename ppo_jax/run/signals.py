@@ -76,6 +76,11 @@ def check_stop() -> None:
         GracefulStop._active.check()
 
 
+# Held while a checkpoint and its metrics rows are written: a thread that must
+# end the process (a lost peer, ppo_jax.run.distributed) waits for it first.
+_WRITING = threading.Lock()
+
+
 @contextlib.contextmanager
 def signals_deferred() -> Iterator[None]:
     """Hold SIGINT and SIGTERM back while a checkpoint and its metrics rows are
@@ -85,7 +90,16 @@ def signals_deferred() -> Iterator[None]:
     if on_main:
         signal.pthread_sigmask(signal.SIG_BLOCK, held)
     try:
-        yield
+        with _WRITING:
+            yield
     finally:
         if on_main:
             signal.pthread_sigmask(signal.SIG_UNBLOCK, held)
+
+
+def wait_for_writes(timeout_s: float) -> None:
+    """Return once no :func:`signals_deferred` block is running (or after
+    ``timeout_s``: a block stuck in a collective with a lost peer writes
+    nothing)."""
+    if _WRITING.acquire(timeout=timeout_s):
+        _WRITING.release()
