@@ -199,4 +199,12 @@ def enable_compilation_cache() -> None:
     cache_dir = os.environ.get("PPO_JAX_CACHE_DIR", "~/.cache/ppo_jax")
     if cache_dir.lower() in ("off", "0", "none", ""):
         return
-    jax.config.update("jax_compilation_cache_dir", os.path.expanduser(cache_dir))
+    path = os.path.expanduser(cache_dir)
+    if os.path.exists(path) and not os.path.isdir(path):
+        from ppo_jax.config.schema import ConfigError
+
+        # jax would skip the cache in silence, every compile paying in full.
+        raise ConfigError(
+            "PPO_JAX_CACHE_DIR", cache_dir, "a folder for the compilation cache, or off"
+        )
+    jax.config.update("jax_compilation_cache_dir", path)

@@ -216,3 +216,50 @@ def test_a_file_where_a_loggers_folder_goes_is_one_sentence(logger, tmp_path, ca
     assert "is not a folder" in err and "Traceback" not in err
     assert sorted(p.name for p in run_dir.iterdir()) == [logger]  # nothing written
     assert (run_dir / logger).read_text() == "my notes\n"  # nothing lost
+
+
+def test_an_online_wandb_without_a_server_is_one_sentence_within_its_timeout(
+    tmp_path, capsys, monkeypatch
+):
+    # An API key in the environment (wandb then goes online) and no server
+    # answering: before, wandb retried, then ended in a CommError traceback.
+    import socket
+    import time
+
+    with socket.socket() as s:  # a loopback port with nothing listening
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    monkeypatch.delenv("WANDB_MODE", raising=False)
+    monkeypatch.setenv("WANDB_API_KEY", "a" * 40)
+    monkeypatch.setenv("WANDB_BASE_URL", f"http://127.0.0.1:{port}")
+    t = time.monotonic()
+    code = train_main(["--logger", "wandb", "--run-dir", str(tmp_path / "run")])
+    err = capsys.readouterr().err
+    assert code == 2 and len(err.strip().splitlines()) == 1, err
+    assert f"127.0.0.1:{port} did not answer" in err and "WANDB_MODE=offline" in err
+    assert time.monotonic() - t < 30
+    assert not (tmp_path / "run").exists()
+
+
+def test_a_logger_that_fails_to_start_is_dropped_with_a_note(
+    tmp_path, capsys, monkeypatch
+):
+    import ppo_jax.run.loggers as loggers_module
+
+    class Broken:
+        def __init__(self, *args):
+            raise OSError("the event file system is read-only")
+
+    monkeypatch.setattr(loggers_module, "TensorBoardLogger", Broken)
+    run_dir = tmp_path / "run"
+    code = train_main(
+        [*TINY_ARGS, "--total-timesteps", "400", "--logger", "tensorboard",
+         "--run-dir", str(run_dir), "--quiet"]
+    )  # fmt: skip
+    captured = capsys.readouterr()
+    assert code == 0, captured.err
+    assert "note: the tensorboard logger could not start (OSError: the event " in (
+        captured.err
+    )
+    assert "Traceback" not in captured.err and "final:" in captured.out
+    assert len((run_dir / "metrics.csv").read_text().splitlines()) == 1 + 2

@@ -30,8 +30,12 @@ import math
 import netrc
 import os
 import secrets
+import socket
+import sys
+import urllib.parse
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Literal, Protocol
+from typing import Any, Literal, Protocol, TypeVar
 
 from ppo_jax.config.ppo_config import PPOConfig
 from ppo_jax.config.runspec import RunSpec
@@ -51,6 +55,7 @@ _NEEDS = {"tensorboard": ("tensorboardX", "tensorboard"), "wandb": ("wandb", "wa
 # Columns that label a row rather than measure something.
 _LABELS = ("run", "seed", "iteration", "timesteps")
 WandbMode = Literal["online", "offline", "disabled", "shared"]
+L = TypeVar("L")
 WANDB_MODES: tuple[WandbMode, ...] = ("online", "offline", "disabled", "shared")
 
 
@@ -77,8 +82,8 @@ class LoggerSpec:
                         f"a logger whose package is installed: {module} is missing "
                         f"(pip install -e '.[{extra}]')",
                     )
-        if "wandb" in self.loggers:
-            wandb_mode()  # a bad WANDB_MODE is refused now, not after compiling
+        if "wandb" in self.loggers and wandb_mode() == "online":
+            check_wandb_server()  # a bad WANDB_MODE too: refused before compiling
         if not self.wandb_project.strip():
             raise ConfigError("wandb_project", self.wandb_project, "a non-empty name")
         return dataclasses.replace(
@@ -200,6 +205,33 @@ def wandb_mode() -> WandbMode:
     return "offline"
 
 
+WANDB_SERVER_TIMEOUT_S = 10.0  # how long an online wandb may take to answer
+
+
+def check_wandb_server(timeout_s: float = WANDB_SERVER_TIMEOUT_S) -> None:
+    """Refuse an online wandb whose server does not answer (a cluster node
+    with an API key but no network) in one sentence, within ``timeout_s``
+    seconds, instead of wandb's own minutes of retries and traceback."""
+    url = urllib.parse.urlsplit(
+        os.environ.get("WANDB_BASE_URL", "https://api.wandb.ai")
+    )
+    host = url.hostname or "api.wandb.ai"
+    port = url.port or (80 if url.scheme == "http" else 443)
+    try:
+        with socket.create_connection((host, port), timeout=timeout_s):
+            return
+    except OSError as e:
+        reason = e.strerror or type(e).__name__
+        raise ConfigError(
+            "logger",
+            "wandb",
+            f"a wandb that can log: it is set to go online (an API key is "
+            f"configured) but its server {host}:{port} did not answer within "
+            f"{timeout_s:g} s ({reason}); set WANDB_MODE=offline to log to the "
+            "run directory and wandb sync later",
+        ) from e
+
+
 class WandbLogger:
     """One wandb run per run, grouped by the run directory (module docstring)."""
 
@@ -246,12 +278,36 @@ def open_loggers(
     run_dir: Path, spec: RunSpec, logger_spec: LoggerSpec, resume: bool
 ) -> tuple[list[Logger], LoggerSpec]:
     """Start the loggers of ``logger_spec``; returns them and the spec to save
-    (with the wandb run ids, so that a resumed run continues them)."""
+    (with the wandb run ids, so that a resumed run continues them).
+
+    Best effort: what could be checked was checked before compiling
+    (:meth:`LoggerSpec.validate`, :func:`check_logger_dirs`); a logger that
+    still fails to start is left out with a note on stderr, and the run goes
+    on with metrics.csv (which has every row)."""
     loggers: list[Logger] = []
     if "tensorboard" in logger_spec.loggers:
-        loggers.append(TensorBoardLogger(run_dir, spec, resume))
+        tensorboard = _started(
+            "tensorboard", lambda: TensorBoardLogger(run_dir, spec, resume)
+        )
+        loggers += [tensorboard] if tensorboard is not None else []
     if "wandb" in logger_spec.loggers:
-        wandb_logger = WandbLogger(run_dir, spec, logger_spec)
-        logger_spec = dataclasses.replace(logger_spec, wandb_ids=wandb_logger.ids)
-        loggers.append(wandb_logger)
+        wandb_logger = _started(
+            "wandb", lambda: WandbLogger(run_dir, spec, logger_spec)
+        )
+        if wandb_logger is not None:
+            logger_spec = dataclasses.replace(logger_spec, wandb_ids=wandb_logger.ids)
+            loggers.append(wandb_logger)
     return loggers, logger_spec
+
+
+def _started(name: str, start: Callable[[], L]) -> L | None:
+    try:
+        return start()
+    except Exception as e:  # the logger's library: any error becomes a note
+        message = " ".join(str(e).split()) or "no message"
+        print(
+            f"note: the {name} logger could not start ({type(e).__name__}: "
+            f"{message}); training goes on, metrics.csv has every row",
+            file=sys.stderr,
+        )
+        return None
