@@ -140,6 +140,9 @@ def _run(args: argparse.Namespace) -> int:
     if args.coordinator is not None:
         from ppo_jax.run import distributed
 
+        distributed.check_arguments(
+            args.coordinator, args.num_processes, args.process_id
+        )
         if args.process_id != 0:  # one process speaks (process 0); errors still do
             silence_stdout()
         distributed.initialize(args.coordinator, args.num_processes, args.process_id)

@@ -51,12 +51,7 @@ def initialize(coordinator: str, num_processes: int, process_id: int) -> None:
         ConfigError: an id outside ``[0, num_processes)``, a malformed
             address, a port in use, or no coordinator in time (one sentence).
     """
-    if not 0 <= process_id < num_processes:
-        raise ConfigError(
-            "process_id", process_id, f"in [0, {num_processes}) (--num-processes)"
-        )
-    host, port = _address(coordinator)
-    timeout_s = coordinator_timeout()
+    host, port, timeout_s = check_arguments(coordinator, num_processes, process_id)
     if process_id == 0:
         _check_port_free(coordinator, port)
     else:
@@ -70,6 +65,19 @@ def initialize(coordinator: str, num_processes: int, process_id: int) -> None:
         initialization_timeout=timeout_s,
     )
     _watch_peers(host, timeout_s)
+
+
+def check_arguments(
+    coordinator: str, num_processes: int, process_id: int
+) -> tuple[str, int, int]:
+    """``(host, port, timeout_s)``, or one sentence: the process id, the
+    address and ``PPO_JAX_COORDINATOR_TIMEOUT`` checked without connecting."""
+    if not 0 <= process_id < num_processes:
+        raise ConfigError(
+            "process_id", process_id, f"in [0, {num_processes}) (--num-processes)"
+        )
+    host, port = _address(coordinator)
+    return host, port, coordinator_timeout()
 
 
 def coordinator_timeout() -> int:

@@ -86,6 +86,12 @@ class LoggerSpec:
             check_wandb_server()  # a bad WANDB_MODE too: refused before compiling
         if not self.wandb_project.strip():
             raise ConfigError("wandb_project", self.wandb_project, "a non-empty name")
+        if self.wandb_name is not None and not self.wandb_name.strip():
+            raise ConfigError(
+                "wandb_name",
+                self.wandb_name,
+                "a non-empty name (or none: the run directory's name)",
+            )
         return dataclasses.replace(
             self, loggers=tuple(dict.fromkeys(n for n in self.loggers if n != "csv"))
         )
