@@ -170,3 +170,48 @@ def test_a_bad_environment_variable_is_one_sentence(
         trained_run[0],
     )  # fmt: skip
     assert variable in line
+
+
+# Files of a run directory the commands read that test_hostile does not damage
+# (it damages config.json, run.json, the checkpoint and metrics.csv).
+def _loggers_garbage(run_dir: Path) -> None:
+    (run_dir / "loggers.json").write_text('{"loggers": ["tensorboard"')
+
+
+def _lock_a_folder(run_dir: Path) -> None:
+    (run_dir / ".lock").unlink(missing_ok=True)
+    (run_dir / ".lock").mkdir()
+
+
+def _device(name: str):
+    def damage(run_dir: Path) -> None:
+        (run_dir / name).unlink()
+        (run_dir / name).symlink_to("/dev/zero")  # would never end if read
+
+    return damage
+
+
+RUN_FILE_CASES = {
+    "loggers.json": (_loggers_garbage, "not a valid loggers file"),
+    "loggers.json a device": (_device("loggers.json"), "not a regular file"),
+    "run.json a device": (_device("run.json"), "not a regular file"),
+    ".lock": (_lock_a_folder, "is not writable"),
+}
+
+
+@pytest.mark.parametrize("name", sorted(RUN_FILE_CASES))
+def test_a_damaged_run_file_is_one_sentence_on_resume(
+    name, tmp_path, capsys, trained_run
+):
+    import shutil
+
+    run_dir = tmp_path / "run"
+    shutil.copytree(trained_run[0], run_dir)
+    damage, says = RUN_FILE_CASES[name]
+    damage(run_dir)
+    checkpoint = (run_dir / "checkpoint.msgpack").read_bytes()
+    code = train.main(["--resume", str(run_dir)])
+    err = capsys.readouterr().err
+    assert code == 2 and len(err.strip().splitlines()) == 1, err
+    assert says in err and "Traceback" not in err
+    assert (run_dir / "checkpoint.msgpack").read_bytes() == checkpoint

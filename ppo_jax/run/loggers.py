@@ -47,6 +47,7 @@ from ppo_jax.run.rundir import (
     Row,
     RunDirError,
     atomic_write_bytes,
+    read_json_file,
 )
 
 LOGGERS = ("csv", "tensorboard", "wandb")
@@ -122,7 +123,7 @@ def load_logger_spec(run_dir: Path) -> LoggerSpec:
     if not path.exists():
         return LoggerSpec()
     try:
-        data = json.loads(path.read_text())
+        data = read_json_file(path)
         spec = LoggerSpec(
             loggers=tuple(data["loggers"]),
             wandb_project=str(data["wandb_project"]),

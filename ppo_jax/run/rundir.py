@@ -210,6 +210,22 @@ def save_config(run_dir: Path, config: PPOConfig) -> None:
     _write_json(Path(run_dir) / CONFIG_FILE, config.to_dict())
 
 
+MAX_JSON_BYTES = 1 << 20  # config.json, run.json, loggers.json: a few KB each
+
+
+def read_json_file(path: Path) -> Any:
+    """A run directory's JSON file: a regular file of at most 1 MiB of UTF-8
+    (a device behind the name is never read). Raises ValueError (or OSError)
+    with a one-line reason."""
+    if not path.is_file():
+        raise ValueError("not a regular file")
+    with open(path, "rb") as f:
+        data = f.read(MAX_JSON_BYTES + 1)
+    if len(data) > MAX_JSON_BYTES:
+        raise ValueError(f"larger than {MAX_JSON_BYTES >> 20} MiB")
+    return json.loads(data.decode("utf-8"))
+
+
 def load_config(run_dir: Path) -> PPOConfig:
     path = Path(run_dir) / CONFIG_FILE
     if Path(run_dir).exists() and not Path(run_dir).is_dir():
@@ -219,7 +235,7 @@ def load_config(run_dir: Path) -> PPOConfig:
     if not path.is_file():
         raise RunDirError(f"{str(path)!r} is missing: not a ppo_jax run directory")
     try:
-        return PPOConfig.from_dict(json.loads(path.read_text())).validate()
+        return PPOConfig.from_dict(read_json_file(path)).validate()
     except (ValueError, TypeError, OSError) as e:
         raise CheckpointError(
             f"{str(path)!r} is not a valid ppo_jax config ({_one_line(e)})"
@@ -239,7 +255,7 @@ def load_run_spec(run_dir: Path, config: PPOConfig) -> RunSpec:
     if not path.exists():  # a single run (or one written before run.json)
         return RunSpec(config)
     try:
-        return RunSpec.from_dict(config, json.loads(path.read_text())).validate()
+        return RunSpec.from_dict(config, read_json_file(path)).validate()
     except (ValueError, TypeError, AttributeError, OSError) as e:
         raise RunDirError(
             f"{str(path)!r} is not a valid run file ({_one_line(e)})"
