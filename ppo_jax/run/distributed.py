@@ -11,6 +11,12 @@ the experiment's mesh spans them, so the runs are sharded across hosts as
 across local devices. Process 0 alone writes the run directory and prints;
 the others compute their share and take part in the collectives that bring
 metrics and checkpoints together (``Experiment.gather``).
+
+Faults: the address is checked before connecting, process 0 checks its port,
+the others wait a stated time for the coordinator; once running, a process
+whose peer is gone (killed, crashed, ended with an error) stops within
+seconds with one sentence and :data:`EXIT_PEER_LOST`, its run directory at a
+chunk boundary, and starting every process again with ``--resume`` continues.
 """
 
 from __future__ import annotations
