@@ -131,13 +131,19 @@ def test_killed_then_resumed_equals_uninterrupted(tmp_path, network_args):
         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=ENV,
     )  # fmt: skip
     try:
-        deadline = time.time() + 120
+        # Kill right after a chunk's rows appear: the child is then computing
+        # the next chunk, not between its checkpoint and its metrics rows (a
+        # kill there loses those rows by design, which resume reports).
+        deadline, seen = time.time() + 120, 0
         while True:
             assert child.poll() is None, "finished before it could be killed"
             assert time.time() < deadline, "no checkpoint after iteration 0"
-            if (killed / "metrics.csv").exists() and len(read_rows(killed)) >= 4:
+            metrics = killed / "metrics.csv"
+            rows = len(read_rows(killed)) if metrics.exists() else 0
+            if rows >= 4 and rows > seen:
                 break
-            time.sleep(0.05)
+            seen = rows
+            time.sleep(0.001)
         os.kill(child.pid, signal.SIGKILL)
         child.wait(timeout=30)
     finally:

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import functools
 import math
 import sys
 import threading
@@ -52,7 +53,7 @@ from ppo_jax.run.loggers import (
     save_logger_spec,
 )
 from ppo_jax.run.resources import check_memory
-from ppo_jax.run.signals import GracefulStop, signals_deferred
+from ppo_jax.run.signals import GracefulStop, signals_deferred, writing_files
 
 EXIT_DIVERGED = 3
 EXIT_WRITE_FAILED = 4
@@ -307,8 +308,12 @@ def _run_chunks(
         try:
             # The checkpoint first: metrics.csv never runs ahead of it.
             with signals_deferred():
-                _save_checkpoint(experiment, run_dir, new_runner)
-                outputs.writer.write(chunk_rows)
+                _save_checkpoint(
+                    experiment,
+                    run_dir,
+                    new_runner,
+                    functools.partial(outputs.writer.write, chunk_rows),
+                )
         except rundir.RunDirError as e:
             return outcome(EXIT_WRITE_FAILED, str(e))
         runner = new_runner
@@ -361,12 +366,20 @@ def _report(
 
 
 def _save_checkpoint(
-    experiment: Experiment, run_dir: Path, runner: RunnerState
+    experiment: Experiment,
+    run_dir: Path,
+    runner: RunnerState,
+    then: Callable[[], None] = lambda: None,
 ) -> None:
-    """Checkpoint ``runner``: every process gathers it, process 0 writes it."""
+    """Checkpoint ``runner`` and ``then`` write what goes with it (its metrics
+    rows): every process gathers it (a collective), process 0 writes it. The
+    writes run inside :func:`writing_files`, so that a process ended for a lost
+    peer never stops between the two files."""
     whole = experiment.gather(runner)
-    if distributed.is_writer():
-        rundir.save_checkpoint(run_dir, experiment.spec.config, whole)
+    with writing_files():
+        if distributed.is_writer():
+            rundir.save_checkpoint(run_dir, experiment.spec.config, whole)
+        then()
 
 
 class CompileProgress:

@@ -76,9 +76,18 @@ def check_stop() -> None:
         GracefulStop._active.check()
 
 
-# Held while a checkpoint and its metrics rows are written: a thread that must
-# end the process (a lost peer, ppo_jax.run.distributed) waits for it first.
+# Held while a checkpoint and its metrics rows are written (not while the
+# processes gather the checkpoint): a thread that must end the process (a lost
+# peer, ppo_jax.run.distributed) waits for it first.
 _WRITING = threading.Lock()
+
+
+@contextlib.contextmanager
+def writing_files() -> Iterator[None]:
+    """Mark a checkpoint and its metrics rows being written (see
+    :func:`wait_for_writes`)."""
+    with _WRITING:
+        yield
 
 
 @contextlib.contextmanager
@@ -90,16 +99,14 @@ def signals_deferred() -> Iterator[None]:
     if on_main:
         signal.pthread_sigmask(signal.SIG_BLOCK, held)
     try:
-        with _WRITING:
-            yield
+        yield
     finally:
         if on_main:
             signal.pthread_sigmask(signal.SIG_UNBLOCK, held)
 
 
 def wait_for_writes(timeout_s: float) -> None:
-    """Return once no :func:`signals_deferred` block is running (or after
-    ``timeout_s``: a block stuck in a collective with a lost peer writes
-    nothing)."""
+    """Return once no :func:`writing_files` block is running (or after
+    ``timeout_s``, a bound that a local write never comes near)."""
     if _WRITING.acquire(timeout=timeout_s):
         _WRITING.release()
