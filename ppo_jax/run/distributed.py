@@ -174,6 +174,7 @@ class _PeerWatch:
             said = b""
         if said.startswith(b"bye"):
             return
+        _lost.set()
         wait_for_writes(WRITE_GRACE_S)
         os.write(
             2,
@@ -186,6 +187,20 @@ class _PeerWatch:
 
 
 _watch = _PeerWatch()
+_lost = threading.Event()  # set once a link closed without a goodbye
+# Seconds an error in a run over several processes waits for the links to say
+# whether a peer is gone (its collectives then fail here too, often first).
+PEER_NOTICE_S = 5.0
+
+
+def stop_if_peer_lost() -> None:
+    """Call on an error during a run over several processes: when a peer is
+    gone, JAX's collectives fail in this process too, often before the link
+    notices. Waits up to :data:`PEER_NOTICE_S` for the link; if a peer is
+    lost, leaves the ending to the watch (one sentence, EXIT_PEER_LOST)
+    instead of a traceback. Returns at once with one process."""
+    if _watch.links and _lost.wait(PEER_NOTICE_S):
+        threading.Event().wait()  # the watch thread ends the process
 
 
 def _watch_peers(host: str, timeout_s: int) -> None:

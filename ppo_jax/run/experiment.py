@@ -61,6 +61,7 @@ class Experiment:
     def __init__(self, spec: RunSpec, pipeline: Pipeline, chunk_iterations: int):
         self.spec = spec
         self.pipeline = pipeline
+        self.chunk_iterations = chunk_iterations  # iterations per compiled call
         init: Init = pipeline.init
         chunk: Chunk = make_chunk(pipeline, chunk_iterations)
         if spec.batched:

@@ -47,7 +47,7 @@ from ppo_jax.run.experiment import Experiment, run_axis
 from ppo_jax.run.loggers import (
     Logger,
     LoggerSpec,
-    check_logger_dirs,
+    check_loggers_can_start,
     load_logger_spec,
     open_loggers,
     save_logger_spec,
@@ -108,7 +108,7 @@ def run_training(
         if run_dir is None:
             run_dir = rundir.default_run_dir(spec.config.env_name)
         rundir.check_not_a_file(run_dir)  # before the lock creates it
-        check_logger_dirs(run_dir, logger_spec)
+        check_loggers_can_start(run_dir, logger_spec)
         stop.check()  # a signal during the checks: stop before touching the disk
         # Then the run directory, locked for the whole run. With several
         # processes, process 0 alone writes it (the others read a checkpoint
@@ -131,7 +131,11 @@ def run_training(
                     rundir.save_run_spec(run_dir, spec)
                     save_logger_spec(run_dir, logger_spec)
                 start = Start(None, 0, [], "")
-            return _train(experiment, run_dir, start, stop, quiet, logger_spec)
+            try:
+                return _train(experiment, run_dir, start, stop, quiet, logger_spec)
+            except Exception:
+                distributed.stop_if_peer_lost()  # a lost peer: its sentence
+                raise
 
 
 class Start(NamedTuple):
@@ -203,10 +207,10 @@ def _print_header(experiment: Experiment, run_dir: Path, note: str) -> None:
 def _compile(experiment: Experiment) -> tuple[Callable, Callable, float]:
     """``(init, run_chunk, seconds)``: compiled once, ahead of time, so that
     compile time is measured on its own."""
-    spec, config = experiment.spec, experiment.spec.config
-    chunk_len = min(config.save_freq, config.num_iterations)
+    spec = experiment.spec
     runs = f", {spec.num_runs} runs" if spec.batched else ""
-    with CompileProgress(f"{chunk_len} iterations per call{runs}") as progress:
+    what = f"{experiment.chunk_iterations} iterations per call{runs}"
+    with CompileProgress(what) as progress:
         init, run_chunk = experiment.compile(progress.stage)
     print(f"compiled in {progress.total_s:.2f} s ({progress.breakdown()})", flush=True)
     return init, run_chunk, progress.total_s
@@ -283,7 +287,7 @@ def _run_chunks(
     written and reported."""
     spec, config = experiment.spec, experiment.spec.config
     labels = spec.run_labels()
-    chunk_len = min(config.save_freq, config.num_iterations)
+    chunk_len = experiment.chunk_iterations
     done, rows = start.done, list(start.rows)
     train_s, steps_run = 0.0, 0
 

@@ -83,8 +83,8 @@ class LoggerSpec:
                         f"a logger whose package is installed: {module} is missing "
                         f"(pip install -e '.[{extra}]')",
                     )
-        if "wandb" in self.loggers and wandb_mode() == "online":
-            check_wandb_server()  # a bad WANDB_MODE too: refused before compiling
+        if "wandb" in self.loggers:
+            wandb_mode()  # a bad WANDB_MODE is refused now, not after compiling
         if not self.wandb_project.strip():
             raise ConfigError("wandb_project", self.wandb_project, "a non-empty name")
         if self.wandb_name is not None and not self.wandb_name.strip():
@@ -98,10 +98,11 @@ class LoggerSpec:
         )
 
 
-def check_logger_dirs(run_dir: Path, spec: LoggerSpec) -> None:
-    """Refuse, before anything compiles or is written, a logger whose folder in
-    ``run_dir`` is taken by something that is not a folder (a file there would
-    end the run with a traceback once the logger starts)."""
+def check_loggers_can_start(run_dir: Path, spec: LoggerSpec) -> None:
+    """Refuse, before anything compiles or is written, a logger that would fail
+    once the run is under way: its folder in ``run_dir`` taken by something
+    that is not a folder (a traceback when it starts), or an online wandb
+    whose server does not answer (:func:`check_wandb_server`)."""
     folders = {"tensorboard": TENSORBOARD_DIR, "wandb": WANDB_DIR}
     for name in spec.loggers:
         path = Path(run_dir) / folders[name]
@@ -110,6 +111,8 @@ def check_logger_dirs(run_dir: Path, spec: LoggerSpec) -> None:
                 f"{str(path)!r} is not a folder, and the {name} logger writes "
                 "there: move it away or choose another --run-dir"
             )
+    if "wandb" in spec.loggers and wandb_mode() == "online":
+        check_wandb_server()
 
 
 def save_logger_spec(run_dir: Path, spec: LoggerSpec) -> None:
@@ -288,7 +291,7 @@ def open_loggers(
     (with the wandb run ids, so that a resumed run continues them).
 
     Best effort: what could be checked was checked before compiling
-    (:meth:`LoggerSpec.validate`, :func:`check_logger_dirs`); a logger that
+    (:meth:`LoggerSpec.validate`, :func:`check_loggers_can_start`); a logger that
     still fails to start is left out with a note on stderr, and the run goes
     on with metrics.csv (which has every row)."""
     loggers: list[Logger] = []
