@@ -43,21 +43,129 @@ def clip_gradients(hp: Hyperparams) -> optax.GradientTransformation:
 
 
 def make_optimizer(hp: Hyperparams, config: PPOConfig) -> optax.GradientTransformation:
-    """Global-norm clipping then Adam (torch's formula).
+    """Global-norm clipping then Adam (torch's formula) at the learning rate of
+    ``config.schedule``.
 
     Built inside the traced function from (possibly traced) hyperparameters;
     the optimizer *state* does not depend on them, so it can be checkpointed
     and resumed. ``max_grad_norm=inf`` (no clipping) leaves gradients exactly
-    unchanged. With ``anneal_lr`` the rate falls linearly to 0 over
-    ``config.num_gradient_steps``.
+    unchanged. ``linear`` and ``cosine`` rates are functions of the number of
+    gradient steps taken (:func:`scheduled_rate`); the ``adaptive_kl`` rate is
+    state (:class:`AdaptiveRateState`), moved by :func:`adapt_rate`.
     """
+    schedule = config.schedule
+    if schedule == "adaptive_kl":
+        return optax.chain(
+            clip_gradients(hp),
+            optax.scale_by_adam(eps=hp.adam_eps),
+            scale_by_adaptive_rate(hp.lr),
+        )
     total = config.num_gradient_steps
 
-    def annealed(count: jax.Array) -> jax.Array:
-        return hp.lr * (1.0 - jnp.minimum(count, total) / total)
+    def rate(count: jax.Array) -> jax.Array:
+        return scheduled_rate(count, hp, schedule, total)
 
-    lr = annealed if config.anneal_lr else hp.lr
+    lr = hp.lr if schedule == "constant" else rate
     return optax.chain(clip_gradients(hp), optax.adam(lr, eps=hp.adam_eps))
+
+
+def scheduled_rate(
+    count: jax.Array, hp: Hyperparams, schedule: str, total: int
+) -> jax.Array:
+    """The rate of gradient step ``count`` (0-based) of ``total``.
+
+    - ``constant``: ``lr``;
+    - ``linear``: ``lr * (1 - count / total)``;
+    - ``cosine``: over the first ``W = lr_warmup * total`` steps
+      ``lr * (count + 1) / W`` (never 0), then
+      ``lr * (1 + cos(pi * (count - W) / (total - W))) / 2``.
+    """
+    count = jnp.minimum(count, total).astype(jnp.float32)
+    if schedule == "linear":
+        # max: x / total may round to x * (1 / total) > 1 at the end.
+        return hp.lr * jnp.maximum(1.0 - count / total, 0.0)
+    if schedule == "cosine":
+        warm = hp.lr_warmup * total
+        rising = hp.lr * jnp.minimum((count + 1.0) / jnp.maximum(warm, 1e-6), 1.0)
+        progress = (count - warm) / jnp.maximum(total - warm, 1.0)
+        falling = hp.lr * 0.5 * (1.0 + jnp.cos(jnp.pi * jnp.clip(progress, 0.0, 1.0)))
+        return jnp.where(count < warm, rising, falling)
+    return jnp.asarray(hp.lr, jnp.float32)
+
+
+class AdaptiveRateState(NamedTuple):
+    """The ``adaptive_kl`` schedule's learning rate (float32 scalar), the one
+    the next gradient step uses; checkpointed with the optimizer state."""
+
+    rate: jax.Array
+
+
+def scale_by_adaptive_rate(initial: jax.Array) -> optax.GradientTransformation:
+    """Multiply updates by ``-rate`` (a descent step), ``rate`` read from the
+    state (starting at ``initial``) and changed only by :func:`adapt_rate`."""
+
+    def init(params: PyTree) -> AdaptiveRateState:
+        del params
+        return AdaptiveRateState(jnp.asarray(initial, jnp.float32))
+
+    def update(
+        updates: PyTree, state: AdaptiveRateState, params: PyTree | None = None
+    ) -> tuple[PyTree, AdaptiveRateState]:
+        del params
+        return jax.tree.map(lambda u: -state.rate * u, updates), state
+
+    return optax.GradientTransformation(init, update)
+
+
+def adapt_rate(rate: jax.Array, kl: jax.Array, hp: Hyperparams) -> jax.Array:
+    """The adaptive-KL rule: ``rate / lr_factor`` when ``kl > lr_kl_target *
+    lr_kl_margin``, ``rate * lr_factor`` when ``kl < lr_kl_target /
+    lr_kl_margin``, else ``rate``; then clipped to ``[lr_min, lr_max]``. A NaN
+    KL leaves the rate."""
+    high = kl > hp.lr_kl_target * hp.lr_kl_margin
+    low = kl < hp.lr_kl_target / hp.lr_kl_margin
+    raised = jnp.where(low, rate * hp.lr_factor, rate)
+    moved = jnp.where(high, rate / hp.lr_factor, raised)
+    return jnp.clip(moved, hp.lr_min, hp.lr_max)
+
+
+def _is_rate(x: object) -> bool:
+    return isinstance(x, AdaptiveRateState)
+
+
+def with_adapted_rate(
+    states: tuple[optax.OptState, ...], kl: jax.Array, hp: Hyperparams
+) -> tuple[optax.OptState, ...]:
+    """``states`` with every :class:`AdaptiveRateState` moved by
+    :func:`adapt_rate` (actor and critic alike with separate optimizers)."""
+    return jax.tree.map(
+        lambda x: AdaptiveRateState(adapt_rate(x.rate, kl, hp)) if _is_rate(x) else x,
+        states,
+        is_leaf=_is_rate,
+    )
+
+
+def current_rate(
+    opt_state: optax.OptState, hp: Hyperparams, config: PPOConfig
+) -> jax.Array:
+    """The rate the next gradient step of an agent with ``opt_state`` uses
+    (float32 scalar): the metrics' ``learning_rate``."""
+    schedule = config.schedule
+    if schedule == "adaptive_kl":
+        found = [x for x in jax.tree.leaves(opt_state, is_leaf=_is_rate) if _is_rate(x)]
+        return found[0].rate
+    if schedule == "constant":
+        return jnp.asarray(hp.lr, jnp.float32)
+    adam = [
+        x
+        for x in jax.tree.leaves(opt_state, is_leaf=_is_adam)
+        if isinstance(x, optax.ScaleByAdamState)
+    ]
+    return scheduled_rate(adam[0].count, hp, schedule, config.num_gradient_steps)
+
+
+def _is_adam(x: object) -> bool:
+    return isinstance(x, optax.ScaleByAdamState)
 
 
 def init_agent(

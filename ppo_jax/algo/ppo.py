@@ -27,7 +27,7 @@ import jax.numpy as jnp
 from flax import struct
 
 from ppo_jax.algo.batch import Batch
-from ppo_jax.algo.optimizer import AgentState, init_agent
+from ppo_jax.algo.optimizer import AgentState, current_rate, init_agent
 from ppo_jax.algo.policy import Observation, Policy, make_policy
 from ppo_jax.algo.returns import (
     generalized_advantages,
@@ -82,13 +82,14 @@ class Metrics(NamedTuple):
     entropy: jax.Array  # float32, policy entropy, mean over gradient steps
     approx_kl: jax.Array  # float32, mean over gradient steps
     epochs: jax.Array  # float32, epochs run (fewer than update_epochs: KL stop)
+    learning_rate: jax.Array  # float32, the rate the next gradient step uses
     all_finite: jax.Array  # bool: losses and all parameters finite after it
 
     @staticmethod
     def zeros() -> Metrics:
         """Every metric 0 (False), in its dtype: rows that are dropped."""
         i32, f32 = jnp.int32, jnp.float32
-        dtypes = (i32, i32, f32, f32, i32, f32, f32, f32, f32, f32, jnp.bool_)
+        dtypes = (i32, i32, f32, f32, i32, f32, f32, f32, f32, f32, f32, jnp.bool_)
         return Metrics(*(jnp.zeros((), dtype) for dtype in dtypes))
 
 
@@ -225,6 +226,7 @@ def build_pipeline(
             entropy=info.entropy,
             approx_kl=info.approx_kl,
             epochs=info.epochs,
+            learning_rate=current_rate(agent.opt_state, hp, config),
             all_finite=_all_finite(
                 (
                     info.actor_loss,

@@ -26,6 +26,7 @@ from ppo_jax.algo.optimizer import (
     OptimizerGroups,
     ParameterLayout,
     make_optimizer,
+    with_adapted_rate,
 )
 from ppo_jax.algo.policy import Policy
 from ppo_jax.config.ppo_config import Hyperparams, PPOConfig
@@ -67,10 +68,17 @@ def make_update(networks: ActorCritic, policy: Policy, config: PPOConfig) -> Upd
     ``target_kl``, once an epoch's mean approximate KL exceeds it the remaining
     epochs are masked out (computed, not applied: shapes stay static).
 
+    With ``lr_schedule=adaptive_kl`` the rate moves after every gradient step
+    or epoch (``lr_adapt_every``), from the KL it measured; a masked epoch
+    moves it no more than it moves the parameters.
+
     With recurrent networks the minibatches are groups of whole env sequences
     (:func:`shuffled_sequences`), each replayed from its stored carries.
     """
     num_minibatches = config.num_minibatches
+    adaptive = config.schedule == "adaptive_kl"
+    adapt_each_step = adaptive and config.lr_adapt_every == "minibatch"
+    adapt_each_epoch = adaptive and config.lr_adapt_every == "epoch"
     unroll = minibatch_unroll(config.batch_size // num_minibatches)
     recurrent = is_recurrent(networks)
     split = shuffled_sequences if recurrent else shuffled_minibatches
@@ -136,7 +144,12 @@ def make_update(networks: ActorCritic, policy: Policy, config: PPOConfig) -> Upd
                 optax.apply_updates(v, u)
                 for v, (u, _) in zip(groups.params, steps, strict=True)
             )
-            return OptimizerGroups(params, tuple(s for _, s in steps)), terms
+            states = tuple(s for _, s in steps)
+            if adapt_each_step:
+                # The step ran at the current rate; the KL its forward pass
+                # measured sets the next step's.
+                states = with_adapted_rate(states, terms.approx_kl, hp)
+            return OptimizerGroups(params, states), terms
 
         def epoch(
             carry: tuple[OptimizerGroups, jax.Array], epoch_key: jax.Array
@@ -151,6 +164,10 @@ def make_update(networks: ActorCritic, policy: Policy, config: PPOConfig) -> Upd
                     gradient_step, groups, minibatches, unroll=unroll
                 )
                 terms = jax.tree.map(jnp.mean, terms)
+            if adapt_each_epoch:
+                new_groups = new_groups._replace(
+                    states=with_adapted_rate(new_groups.states, terms.approx_kl, hp)
+                )
             groups = jax.tree.map(
                 lambda old, new: jnp.where(stopped, old, new), groups, new_groups
             )

@@ -63,6 +63,12 @@ class Hyperparams:
     vf_coef: jax.Array
     max_grad_norm: jax.Array  # inf: no clipping
     adam_eps: jax.Array
+    lr_warmup: jax.Array  # fraction of gradient steps (cosine schedule)
+    lr_kl_target: jax.Array  # the adaptive_kl schedule's settings
+    lr_kl_margin: jax.Array
+    lr_factor: jax.Array
+    lr_min: jax.Array
+    lr_max: jax.Array
     target_kl: jax.Array  # inf: never stop early
     action_variance: jax.Array
     init_log_std: jax.Array
@@ -151,8 +157,47 @@ class PPOConfig:
         1e-8, "Adam epsilon", traceable=True, low=0.0, low_open=True
     )
     anneal_lr: bool = option(
-        False, "learning rate falls linearly to 0 over all gradient steps"
+        False, "learning rate falls linearly to 0 over all gradient steps (the "
+        "same as lr_schedule linear)",
+    )  # fmt: skip
+    lr_schedule: Literal["constant", "linear", "cosine", "adaptive_kl"] = option(
+        "constant",
+        "learning rate over the run: constant; linear to 0 over all gradient "
+        "steps; cosine to 0 after a linear warm-up over lr_warmup of the steps; "
+        "adaptive_kl: divided by lr_factor when the measured KL exceeds "
+        "lr_kl_target*lr_kl_margin, multiplied by it below "
+        "lr_kl_target/lr_kl_margin, within [lr_min, lr_max]",
     )
+    lr_warmup: float = option(
+        0.0, "cosine: the fraction of gradient steps over which the rate rises "
+        "linearly to lr", traceable=True, low=0.0, high=1.0,
+    )  # fmt: skip
+    lr_adapt_every: Literal["minibatch", "epoch"] = option(
+        "minibatch",
+        "adaptive_kl: adapt the rate after every gradient step (from its "
+        "minibatch's KL) or after every epoch (from the epoch's mean KL)",
+    )
+    lr_kl_target: float = option(
+        0.01, "adaptive_kl: the KL the rate steers towards", traceable=True,
+        low=0.0, low_open=True,
+    )  # fmt: skip
+    lr_kl_margin: float = option(
+        2.0, "adaptive_kl: how far (a factor) the KL may stray from "
+        "lr_kl_target before the rate moves", traceable=True, low=1.0,
+        low_open=True,
+    )  # fmt: skip
+    lr_factor: float = option(
+        1.5, "adaptive_kl: the factor the rate moves by", traceable=True, low=1.0,
+        low_open=True,
+    )  # fmt: skip
+    lr_min: float = option(
+        1e-5, "adaptive_kl: the lowest rate", traceable=True, low=0.0,
+        low_open=True,
+    )  # fmt: skip
+    lr_max: float = option(
+        1e-2, "adaptive_kl: the highest rate", traceable=True, low=0.0,
+        low_open=True,
+    )  # fmt: skip
     target_kl: float | None = option(
         None,
         "skip the remaining epochs once an epoch's mean KL exceeds it (none: off)",
@@ -225,6 +270,12 @@ class PPOConfig:
     @property
     def num_gradient_steps(self) -> int:
         return self.num_iterations * self.update_epochs * self.num_minibatches
+
+    @property
+    def schedule(self) -> str:
+        """The learning-rate schedule in effect: ``lr_schedule``, or
+        ``linear`` with ``anneal_lr``."""
+        return "linear" if self.anneal_lr else self.lr_schedule
 
     def hyperparams(self) -> Hyperparams:
         """The traceable fields as float32 scalars (``None`` limits as inf)."""
@@ -314,6 +365,23 @@ class PPOConfig:
                 self.update_epochs,
                 "a number whose gradient steps over the run fit in int32",
             )
+        if self.anneal_lr and self.lr_schedule not in ("constant", "linear"):
+            raise ConfigError(
+                "anneal_lr",
+                True,
+                f"off with lr_schedule={self.lr_schedule} (anneal_lr is "
+                "lr_schedule=linear; choose one schedule)",
+            )
+        if self.schedule == "adaptive_kl" and not (
+            self.lr_min <= self.lr <= self.lr_max
+        ):
+            raise ConfigError(
+                "lr",
+                self.lr,
+                f"a rate within [lr_min, lr_max] = [{self.lr_min:g}, "
+                f"{self.lr_max:g}] with lr_schedule=adaptive_kl (the rate starts "
+                "at lr and stays within them)",
+            )
         if self.batch_size % self.num_minibatches:
             raise ConfigError(
                 "num_minibatches",
@@ -341,6 +409,14 @@ ADDED_FIELDS = (
     "conv_channels",
     "conv_kernel",
     "recurrent_size",
+    "lr_schedule",
+    "lr_warmup",
+    "lr_adapt_every",
+    "lr_kl_target",
+    "lr_kl_margin",
+    "lr_factor",
+    "lr_min",
+    "lr_max",
 )
 TRACEABLE_FIELDS = tuple(k.name for k in field_kinds(PPOConfig) if k.traceable)
 # The on/off switches.

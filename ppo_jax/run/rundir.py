@@ -386,7 +386,8 @@ class MetricsWriter:
     ):
         self.path = Path(run_dir) / METRICS_FILE
         text = io.StringIO(newline="")
-        writer = csv.DictWriter(text, fieldnames=fields)
+        # restval: rows kept from a run begun before a column existed.
+        writer = csv.DictWriter(text, fieldnames=fields, restval="nan")
         writer.writeheader()
         writer.writerows(keep_rows)
         atomic_write_bytes(self.path, text.getvalue().encode())
