@@ -47,6 +47,7 @@ if TYPE_CHECKING:  # the real names and signatures, for mypy and editors
         NetworkFactory,
         flax_network,
     )
+    from ppo_jax.run.callbacks import PolicySnapshot, StopRequest
     from ppo_jax.run.experiment import Experiment
     from ppo_jax.run.host_loop import run_training
     from ppo_jax.run.rundir import CheckpointError, RunDirError
@@ -83,6 +84,8 @@ _EXPORTS = {
     "RunSpec": "ppo_jax.config.runspec",
     "Experiment": "ppo_jax.run.experiment",
     "run_training": "ppo_jax.run.host_loop",
+    "PolicySnapshot": "ppo_jax.run.callbacks",
+    "StopRequest": "ppo_jax.run.callbacks",
 }
 # Every name of _EXPORTS, spelled out so that linters see them exported.
 __all__ = [
@@ -102,9 +105,11 @@ __all__ = [
     "PPOConfig",
     "PRESETS",
     "Policy",
+    "PolicySnapshot",
     "RunDirError",
     "RunSpec",
     "RunnerState",
+    "StopRequest",
     "build_pipeline",
     "evaluate_policy",
     "flax_network",

@@ -51,7 +51,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def _run(args: argparse.Namespace) -> int:
     from ppo_jax.analysis import evaluation
-    from ppo_jax.analysis.rendering import is_mujoco_run, render_mujoco_gif
+    from ppo_jax.analysis.videos import render_episode, renderer_name
     from ppo_jax.run.rundir import load_config
     from ppo_jax.run.signals import check_stop
 
@@ -72,16 +72,9 @@ def _run(args: argparse.Namespace) -> int:
         returns, lengths = evaluation.evaluate_run(
             pipeline, runner, args.episodes, args.seed
         )
-    if args.gif is not None and is_mujoco_run(config.env_name):
-        gif_source = "MuJoCo"
-        gif_return, gif_length = render_mujoco_gif(
-            pipeline, runner, args.gif, args.seed
-        )
-    elif args.gif is not None:
-        gif_source = "gymnasium"
-        gif_return, gif_length = evaluation.render_gif(
-            config, policy, args.gif, args.seed
-        )
+    if args.gif is not None:
+        gif_source = renderer_name(config)
+        gif_return, gif_length = render_episode(pipeline, runner, args.gif, args.seed)
     check_stop()
     for i, (ret, length) in enumerate(zip(returns, lengths, strict=True), 1):
         print(f"episode {i}: length={int(length)} return={float(ret):.2f}")

@@ -85,6 +85,16 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--quiet", action="store_true", help="no per-iteration lines")
     p.add_argument(
+        "--gif-every",
+        type=_cli.positive_int,
+        default=None,
+        metavar="N",
+        help="while training, draw a deterministic episode of the policy (the "
+        "first run's) every N iterations, at the next chunk boundary, to "
+        "RUN_DIR/videos/ and to the loggers as video: gymnasium's renderer for "
+        "gymnax envs, MuJoCo's for playground/ and brax/",
+    )
+    p.add_argument(
         "--logger",
         action="append",
         choices=["csv", "tensorboard", "wandb"],
@@ -155,6 +165,8 @@ def _run(args: argparse.Namespace) -> int:
                 "flag, --config, --preset, --sweep, --num-seeds, --logger or "
                 "--run-dir with it"
             )
+    if args.gif_every is not None and args.coordinator is not None:
+        return _cli.fail("--gif-every runs with one process only (no --coordinator)")
     if args.resume is not None:
         config = load_config(Path(args.resume))
     else:
@@ -170,16 +182,25 @@ def _run(args: argparse.Namespace) -> int:
             fmt = file_format(Path(args.config)) if args.config else "yaml"
         print(dump_config(config, fmt), end="")
         return 0
+    on_policy = []
+    if args.gif_every is not None:
+        from ppo_jax.analysis.videos import check_gif_every, gif_every
+
+        check_gif_every(config, args.gif_every)
+        on_policy.append(gif_every(args.gif_every, seed=config.seed))
     _cli.enable_compilation_cache()
     if args.resume is not None:
-        code = run_training(None, None, resume=Path(args.resume), quiet=args.quiet)
+        code = run_training(
+            None, None, resume=Path(args.resume), quiet=args.quiet, on_policy=on_policy
+        )
         return _leave(args, code)
     spec = RunSpec(config, args.num_seeds, parse_sweep(args.sweep))
     loggers = LoggerSpec(tuple(args.logger), args.wandb_project, args.wandb_name)
     run_dir = None if args.run_dir is None else Path(args.run_dir)
     code = run_training(
-        spec, run_dir, overwrite=args.overwrite, quiet=args.quiet, loggers=loggers
-    )
+        spec, run_dir, overwrite=args.overwrite, quiet=args.quiet, loggers=loggers,
+        on_policy=on_policy,
+    )  # fmt: skip
     return _leave(args, code)
 
 

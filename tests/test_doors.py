@@ -58,6 +58,7 @@ TRAIN_CASES = {
     "--run-dir": ["--run-dir", ""],
     "--overwrite": ["--overwrite=yes"],
     "--quiet": ["--quiet=1"],
+    "--gif-every": ["--env", "Breakout-MinAtar", "--gif-every", "2"],
     "--logger": ["--logger", "mlflow"],
     "--wandb-project": ["--logger", "wandb", "--wandb-project", " "],
     "--wandb-name": ["--logger", "wandb", "--wandb-name", " "],

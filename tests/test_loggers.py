@@ -20,7 +20,8 @@ SEEDS = 2
 
 @pytest.fixture(scope="module")
 def logged_run(tmp_path_factory):
-    """Two seeds of a tiny run with both loggers (wandb offline)."""
+    """Two seeds of a tiny run with both loggers (wandb offline), drawing a
+    GIF every 2 iterations while it trains."""
     run_dir = tmp_path_factory.mktemp("loggers") / "run"
     mp = pytest.MonkeyPatch()
     mp.setenv("WANDB_MODE", "offline")
@@ -36,6 +37,7 @@ def logged_run(tmp_path_factory):
                 "--logger", "wandb",
                 "--wandb-project", "ppo-jax-tests",
                 "--run-dir", str(run_dir),
+                "--gif-every", "2",
                 "--quiet",
             ]
         )  # fmt: skip
@@ -76,6 +78,33 @@ def test_tensorboard_scalars_and_hparams_read_back(logged_run):
         assert values["seed"].number_value == 5 + run
         assert values["lr"].number_value == pytest.approx(0.002)
         assert values["env_name"].string_value == "Pendulum-v1"
+
+
+def test_gifs_while_training_reach_tensorboard_and_wandb_as_videos(logged_run):
+    from PIL import Image
+    from tensorboard.backend.event_processing.event_accumulator import (
+        EventAccumulator,
+    )
+
+    # 5 iterations of 200 steps in chunks of 2: GIFs after iterations 2 and 4,
+    # of the first run only, each a whole 50-step episode (51 frames drawn).
+    videos = sorted(p.name for p in (logged_run / "videos").iterdir())
+    assert videos == ["iteration_000002.gif", "iteration_000004.gif"]
+    events = EventAccumulator(str(logged_run / "tensorboard" / "seed5"))
+    events.Reload()
+    images = events.Images("policy")
+    assert [e.step for e in images] == [400, 800]
+    for event, name in zip(images, videos, strict=True):
+        assert event.encoded_image_string == (logged_run / "videos" / name).read_bytes()
+        with Image.open(logged_run / "videos" / name) as gif:
+            assert gif.format == "GIF" and gif.n_frames >= 40  # equal ones merge
+            assert (event.width, event.height) == gif.size
+    other = EventAccumulator(str(logged_run / "tensorboard" / "seed6"))
+    other.Reload()
+    assert "policy" not in other.Tags()["images"]
+    # wandb keeps each logged video as a media file of the run.
+    logged = sorted(logged_run.glob("wandb/*/files/media/videos/policy_*.gif"))
+    assert len(logged) == 2
 
 
 def wandb_records(path: Path) -> list:

@@ -13,7 +13,9 @@ checkpoint of the last finite chunk are kept); 4 a write failed (full disk,
 ...: the last good checkpoint and the metrics up to it are kept); 130 stopped
 by Ctrl-C or SIGTERM (at any moment: at a chunk boundary, with metrics and
 checkpoint of the same iteration; during compilation, after writing the
-iteration-0 checkpoint); 5, with several processes, a peer process was lost
+iteration-0 checkpoint); 0 too when a callback asked to stop early
+(:mod:`ppo_jax.run.callbacks`: checkpoint and metrics of that chunk kept);
+5, with several processes, a peer process was lost
 (:data:`ppo_jax.run.distributed.EXIT_PEER_LOST`). Bad input raises ConfigError,
 RunDirError or ResourceError before anything compiles (the CLI: one sentence,
 exit code 2).
@@ -28,7 +30,7 @@ import math
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import NamedTuple
 
@@ -43,6 +45,7 @@ from ppo_jax.envs import Environment
 from ppo_jax.envs.contract import PyTree, describe
 from ppo_jax.networks import NetworkFactory
 from ppo_jax.run import distributed, reporting, rundir
+from ppo_jax.run.callbacks import Callbacks, MetricsCallback, PolicyCallback
 from ppo_jax.run.experiment import Experiment, run_axis
 from ppo_jax.run.loggers import (
     Logger,
@@ -62,15 +65,17 @@ EXIT_INTERRUPTED = 130
 
 def run_training(
     spec: RunSpec | None,
-    run_dir: Path | None,
+    run_dir: str | Path | None,
     *,
-    resume: Path | None = None,
+    resume: str | Path | None = None,
     overwrite: bool = False,
     quiet: bool = False,
     env: Environment | None = None,
     env_params: PyTree | None = None,
     network: NetworkFactory | None = None,
     loggers: LoggerSpec | None = None,
+    on_metrics: MetricsCallback | Sequence[MetricsCallback] = (),
+    on_policy: PolicyCallback | Sequence[PolicyCallback] = (),
 ) -> int:
     """Train ``spec`` into ``run_dir`` (or continue the run in ``resume``).
 
@@ -79,11 +84,26 @@ def run_training(
     again to resume such a run). ``run_dir=None``: ``runs/ENV-DATE-TIME``.
     ``loggers``: TensorBoard and wandb besides the CSV (see
     :mod:`ppo_jax.run.loggers`); a resumed run keeps the ones it started with.
+    ``on_metrics``/``on_policy``: functions (one or a sequence) called after
+    every chunk with its new metrics rows / each run's
+    :class:`~ppo_jax.run.callbacks.PolicySnapshot`; one that returns a
+    :class:`~ppo_jax.run.callbacks.StopRequest` ends the run there (exit code
+    0), one that raises ends it too and its exception propagates; either way
+    the checkpoint and metrics of that chunk are on disk (see
+    :mod:`ppo_jax.run.callbacks`).
 
     Returns the exit code (see the module's docstring). Raises ConfigError,
     RunDirError or ResourceError for bad input, before anything compiles, and
     KeyboardInterrupt on a second Ctrl-C.
     """
+    run_dir = None if run_dir is None else Path(run_dir)
+    resume = None if resume is None else Path(resume)
+    callbacks = Callbacks(_sequence(on_metrics), _sequence(on_policy)).validate()
+    if callbacks and jax.process_count() > 1:
+        raise ValueError(
+            "callbacks (on_metrics, on_policy) run with one process only: the "
+            "processes of a run cannot agree on a callback's stop"
+        )
     with GracefulStop() as stop:
         # Validate everything (config, sweep, env, networks, memory) first.
         if resume is not None:
@@ -132,7 +152,9 @@ def run_training(
                     save_logger_spec(run_dir, logger_spec)
                 start = Start(None, 0, [], "")
             try:
-                return _train(experiment, run_dir, start, stop, quiet, logger_spec)
+                return _train(
+                    experiment, run_dir, start, stop, quiet, logger_spec, callbacks
+                )
             except Exception:
                 distributed.stop_if_peer_lost()  # a lost peer: its sentence
                 raise
@@ -156,6 +178,7 @@ class Outcome(NamedTuple):
     rows: list[rundir.Row]  # every metrics row up to ``done``
     steps_per_second: float  # env steps over all runs, while chunks ran
     problem: str = ""  # what went wrong: the write error, or where it diverged
+    stopped_early: str = ""  # a callback's reason to stop (exit code 0)
 
 
 def _train(
@@ -165,6 +188,7 @@ def _train(
     stop: GracefulStop,
     quiet: bool,
     logger_spec: LoggerSpec,
+    callbacks: Callbacks,
 ) -> int:
     """Compile, then run the chunks from ``start``; returns the exit code."""
     config = experiment.spec.config
@@ -180,7 +204,7 @@ def _train(
     outputs = _Outputs(experiment, run_dir, start, logger_spec)
     try:
         outcome = _run_chunks(experiment, run_dir, run_chunk, runner, start, stop,
-                              outputs, quiet)  # fmt: skip
+                              outputs, quiet, callbacks)  # fmt: skip
     finally:
         outputs.close()
     if distributed.is_writer():
@@ -253,7 +277,7 @@ class _Outputs:
     def log(self, rows: list[rundir.Row], num_runs: int, quiet: bool) -> None:
         """The loggers, a progress line per iteration and the bar (metrics.csv
         is written with the checkpoint, before this)."""
-        self.loggers = _log(self.loggers, rows)
+        self.loggers = _log(self.loggers, lambda logger: logger.write(rows))
         iterations = len(rows) // num_runs
         for i in range(iterations):
             if not quiet:
@@ -264,6 +288,12 @@ class _Outputs:
         self.bar.update(iterations)
         latest = reporting.recent_mean_return(rows, 1)
         self.bar.set_postfix(ret=f"{latest:.1f}")
+
+    def video(self, run: int, path: Path, tag: str, step: int) -> None:
+        """An animated GIF of run ``run`` to the loggers that show videos."""
+        self.loggers = _log(
+            self.loggers, lambda logger: logger.video(run, path, tag, step)
+        )
 
     def close(self) -> None:
         self.bar.close()
@@ -281,6 +311,7 @@ def _run_chunks(
     stop: GracefulStop,
     outputs: _Outputs,
     quiet: bool,
+    callbacks: Callbacks,
 ) -> Outcome:
     """Run chunks until the last iteration, a stop request, a non-finite
     chunk or a failed write; each good chunk is checkpointed, then its rows
@@ -291,9 +322,9 @@ def _run_chunks(
     done, rows = start.done, list(start.rows)
     train_s, steps_run = 0.0, 0
 
-    def outcome(exit_code: int, problem: str = "") -> Outcome:
+    def outcome(exit_code: int, problem: str = "", early: str = "") -> Outcome:
         sps = steps_run / train_s if train_s > 0 else 0.0
-        return Outcome(exit_code, done, rows, sps, problem)
+        return Outcome(exit_code, done, rows, sps, problem, early)
 
     for _ in range(math.ceil((config.num_iterations - done) / chunk_len)):
         if stop.requested:
@@ -326,6 +357,13 @@ def _run_chunks(
         steps_run += keep * config.batch_size * spec.num_runs
         train_s += time.perf_counter() - t
         outputs.log(chunk_rows, spec.num_runs, quiet)
+        if callbacks:
+            request = callbacks.after_chunk(
+                chunk_rows, experiment.pipeline, runner, labels, run_dir,
+                outputs.video,
+            )  # fmt: skip
+            if request is not None and done < config.num_iterations:
+                return outcome(0, early=request.reason)
     # A stop requested during the last chunk still ends as stopped (130).
     return outcome(EXIT_INTERRUPTED if stop.requested else 0)
 
@@ -357,6 +395,13 @@ def _report(
             file=sys.stderr,
         )
     else:
+        if outcome.stopped_early:
+            print(
+                f"stopped early after iteration {done} of {config.num_iterations} "
+                f"({outcome.stopped_early}): metrics and checkpoint up to there "
+                f"are in {run_dir}; --resume {run_dir} would continue it",
+                flush=True,
+            )
         print(
             f"final: timesteps={done * config.batch_size} mean_return="
             f"{reporting.recent_mean_return(outcome.rows):.2f} "
@@ -446,13 +491,14 @@ class CompileProgress:
         return ", ".join(f"{names.get(k, k)} {v:.2f} s" for k, v in self.times.items())
 
 
-def _log(loggers: list[Logger], rows: list[rundir.Row]) -> list[Logger]:
-    """Feed ``rows`` to the loggers; one that fails (full disk, lost network)
-    is dropped with a note: the CSV and checkpoint carry the run on."""
+def _log(loggers: list[Logger], write: Callable[[Logger], None]) -> list[Logger]:
+    """``write`` to each logger (its rows, a video); one that fails (full
+    disk, lost network) is dropped with a note: the CSV and checkpoint carry
+    the run on."""
     kept = []
     for logger in loggers:
         try:
-            logger.write(rows)
+            write(logger)
             kept.append(logger)
         except Exception as e:  # a logger's failure must not end the run
             print(
@@ -477,3 +523,8 @@ def _write_figures(
             print(table.read_text(), end="")
     except OSError as e:
         print(f"note: could not write the plot or sweep table ({e.strerror})")
+
+
+def _sequence(callbacks: Callable | Sequence[Callable]) -> tuple[Callable, ...]:
+    """One callback or several, as a tuple."""
+    return (callbacks,) if callable(callbacks) else tuple(callbacks)

@@ -161,6 +161,9 @@ class Logger(Protocol):
     def write(self, rows: list[Row]) -> None:
         """Log one chunk's rows (one per iteration and run, as in the CSV)."""
 
+    def video(self, run: int, gif: Path, tag: str, step: int) -> None:
+        """Log an animated GIF file of run ``run`` at env step ``step``."""
+
     def close(self) -> None: ...
 
 
@@ -192,6 +195,24 @@ class TensorBoardLogger:
                     writer.add_scalar(key, value, global_step=step)
         for writer in self.writers:
             writer.flush()
+
+    def video(self, run: int, gif: Path, tag: str, step: int) -> None:
+        """The GIF as TensorBoard shows animations: an image summary whose
+        encoded image is the GIF (what tensorboardX's ``add_video`` writes,
+        without needing moviepy to encode it)."""
+        from PIL import Image
+        from tensorboardX.proto.summary_pb2 import Summary
+
+        data = Path(gif).read_bytes()
+        with Image.open(gif) as image:
+            width, height = image.size
+        picture = Summary.Image(
+            height=height, width=width, colorspace=3, encoded_image_string=data
+        )
+        summary = Summary(value=[Summary.Value(tag=tag, image=picture)])
+        writer = self.writers[run]
+        writer._get_file_writer().add_summary(summary, global_step=step)
+        writer.flush()
 
     def close(self) -> None:
         for writer in self.writers:
@@ -278,6 +299,11 @@ class WandbLogger:
                 if k not in ("run", "seed") and isinstance(v, (int, float))
             }
             self.runs[int(row["run"])].log(values, step=int(row["timesteps"]))
+
+    def video(self, run: int, gif: Path, tag: str, step: int) -> None:
+        import wandb
+
+        self.runs[run].log({tag: wandb.Video(str(gif), format="gif")}, step=step)
 
     def close(self) -> None:
         for run in self.runs:
