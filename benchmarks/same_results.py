@@ -9,8 +9,10 @@ bit for bit. A refactoring that claims "no change of behaviour" shows it here.
     python benchmarks/same_results.py                 # against HEAD
     python benchmarks/same_results.py --baseline c4f54cf
 
-Exit code 0 when every case is identical, 1 otherwise. CPU only: XLA picks
-kernels per machine, so compare on one machine, in one invocation.
+Exit code 0 when every case is identical, 1 otherwise (arrays that only
+this checkout has, a metric added since, are listed and not compared). CPU
+only: XLA picks kernels per machine, so compare on one machine, in one
+invocation.
 """
 
 from __future__ import annotations
@@ -76,18 +78,20 @@ def run_case(tree: Path, case: tuple[str, str, int], out: Path) -> None:
     )
 
 
-def compare(a: Path, b: Path) -> list[str]:
-    """Names of the arrays that differ (or exist on one side only)."""
+def compare(a: Path, b: Path) -> tuple[list[str], list[str]]:
+    """``(different, new)``: names of the arrays of ``a`` (this checkout) that
+    differ from ``b``'s (the baseline) or that ``a`` lacks, and of those only
+    ``a`` has (a metric added since: nothing to compare it with)."""
     x, y = np.load(a), np.load(b)
-    names = sorted(set(x.files) | set(y.files))
-    return [
+    new = sorted(set(x.files) - set(y.files))
+    different = [
         n
-        for n in names
+        for n in sorted(y.files)
         if n not in x.files
-        or n not in y.files
         or x[n].shape != y[n].shape
         or x[n].tobytes() != y[n].tobytes()
     ]
+    return different, new
 
 
 def main() -> int:
@@ -103,9 +107,11 @@ def main() -> int:
             mine, theirs = Path(tmp) / "mine.npz", Path(tmp) / "theirs.npz"
             run_case(ROOT, case, mine)
             run_case(base, case, theirs)
-            diff = compare(mine, theirs)
-            n = len(np.load(mine).files)
+            diff, new = compare(mine, theirs)
+            n = len(np.load(mine).files) - len(new)
             status = "identical" if not diff else f"DIFFERENT: {', '.join(diff)}"
+            if new:
+                status += f" (new here: {', '.join(new)})"
             print(f"{case[0]:>8} {case[1]:<26} {case[2]:>3} it, {n} arrays: {status}")
             failures += bool(diff)
     print(
