@@ -98,10 +98,12 @@ def run(
     seeds: int,
     total_timesteps: int | None,
     episodes: int,
+    keep_metrics: bool = False,
     **fields,
 ):
     """Train and evaluate ``preset`` on ``env`` (with the config ``fields``
-    given, e.g. ``network``) for ``seeds`` seeds; returns the stored record."""
+    given, e.g. ``network``) for ``seeds`` seeds; returns the stored record
+    (with the seeds' host ``Metrics`` under ``"metrics"`` if ``keep_metrics``)."""
     overrides = {"env_name": env, **fields}
     if total_timesteps:
         overrides["total_timesteps"] = total_timesteps
@@ -133,7 +135,7 @@ def run(
     steps = int(timesteps[-1])
     threshold = THRESHOLDS.get(env)
     hit = steps_to_threshold(timesteps, curve_mean, threshold)
-    return {
+    record = {
         "preset": preset,
         "env": env,
         "seeds": seeds,
@@ -155,6 +157,9 @@ def run(
         "machine": machine(),
         "date": str(date.today()),
     }
+    if keep_metrics:
+        record["metrics"] = jax.device_get(metrics)
+    return record
 
 
 def fmt(values) -> str:
