@@ -92,23 +92,15 @@ def steps_to_threshold(timesteps, curve, threshold):
     return int(timesteps[hits[0] + WINDOW - 1]) if len(hits) else None
 
 
-def run(
-    preset: str,
-    env: str,
-    seeds: int,
-    total_timesteps: int | None,
-    episodes: int,
-    keep_metrics: bool = False,
-    **fields,
-):
-    """Train and evaluate ``preset`` on ``env`` (with the config ``fields``
-    given, e.g. ``network``) for ``seeds`` seeds; returns the stored record
-    (with the seeds' host ``Metrics`` under ``"metrics"`` if ``keep_metrics``)."""
-    overrides = {"env_name": env, **fields}
-    if total_timesteps:
-        overrides["total_timesteps"] = total_timesteps
-    config = preset_config(preset, **overrides).validate()
-    keys = jax.random.split(jax.random.key(config.seed), seeds)
+def train_and_evaluate(config: PPOConfig, keys: jax.Array, episodes: int):
+    """Train ``config`` once per key of ``keys`` (vmapped, one compile) and
+    evaluate each final policy deterministically for ``episodes`` episodes.
+
+    Returns ``(metrics, eval_returns, compile_s, train_s)``: the seeds' device
+    ``Metrics``, the ``[seeds, episodes]`` evaluation returns and the seconds
+    to compile and to train (compilation excluded).
+    """
+    seeds = len(keys)
     train = jax.jit(jax.vmap(make_train(config)))
     t = time.perf_counter()
     compiled = train.lower(keys).compile()
@@ -126,6 +118,29 @@ def run(
         runner.agent.actor_params,
         runner.envs.obs_stats,
         jax.random.split(jax.random.key(10_000), seeds),
+    )
+    return metrics, eval_returns, compile_s, train_s
+
+
+def run(
+    preset: str,
+    env: str,
+    seeds: int,
+    total_timesteps: int | None,
+    episodes: int,
+    keep_metrics: bool = False,
+    **fields,
+):
+    """Train and evaluate ``preset`` on ``env`` (with the config ``fields``
+    given, e.g. ``network``) for ``seeds`` seeds; returns the stored record
+    (with the seeds' host ``Metrics`` under ``"metrics"`` if ``keep_metrics``)."""
+    overrides = {"env_name": env, **fields}
+    if total_timesteps:
+        overrides["total_timesteps"] = total_timesteps
+    config = preset_config(preset, **overrides).validate()
+    keys = jax.random.split(jax.random.key(config.seed), seeds)
+    metrics, eval_returns, compile_s, train_s = train_and_evaluate(
+        config, keys, episodes
     )
     curves = seed_returns(metrics)
     with warnings.catch_warnings():  # iterations before any episode ended: NaN

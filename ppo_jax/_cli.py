@@ -1,9 +1,9 @@
-"""What the four command lines share: config flags from the schema, errors,
+"""What the five command lines share: config flags from the schema, errors,
 signals.
 
 The entry points are :mod:`ppo_jax.train`, :mod:`ppo_jax.evaluate`,
-:mod:`ppo_jax.export` and :mod:`ppo_jax.compare`; library modules never import
-this one. This module
+:mod:`ppo_jax.export`, :mod:`ppo_jax.compare` and :mod:`ppo_jax.tune`; library
+modules never import this one. This module
 imports only the standard library at load time, so that :func:`entry_point`
 is in charge of Ctrl-C and SIGTERM from the first moment, even while jax is
 being imported.
@@ -135,6 +135,31 @@ def add_config_flags(parser: argparse.ArgumentParser) -> None:
         )
 
 
+def add_preset_flags(
+    parser: argparse.ArgumentParser,
+    preset_help: str = "named hyperparameters",
+    config_help: str = "config fields from a YAML, TOML or JSON file (a run's "
+    "config.json too)",
+) -> None:
+    """``--preset`` and ``--config``: where a command's config starts, before
+    its config flags; ``preset_help`` and ``config_help`` begin their help."""
+    from ppo_jax.config.ppo_config import PRESETS
+
+    parser.add_argument(
+        "--preset",
+        default=None,
+        choices=sorted(PRESETS),
+        help=f"{preset_help}, then the env's overrides (default: the config "
+        "file's preset, else tutorial)",
+    )
+    parser.add_argument(
+        "--config",
+        default=None,
+        metavar="FILE",
+        help=f"{config_help}; flags override it",
+    )
+
+
 def given_fields(args: argparse.Namespace) -> dict[str, Any]:
     """The config fields set on the command line (flags left out are absent)."""
     from ppo_jax.config.ppo_config import PPOConfig
@@ -172,6 +197,26 @@ def directory(text: str) -> str:
             "an empty path (an unset shell variable?): name a directory"
         )
     return text
+
+
+def add_run_dir_flags(
+    parser: argparse.ArgumentParser, *, resume_help: str, run_dir_help: str
+) -> None:
+    """``--resume RUN_DIR`` (continue what a run directory holds) and
+    ``--run-dir`` (where a new one goes), each refusing an empty path."""
+    parser.add_argument(
+        "--resume",
+        type=directory,
+        default=None,
+        metavar="RUN_DIR",
+        help=resume_help,
+    )
+    parser.add_argument(
+        "--run-dir",
+        type=directory,
+        default=None,
+        help=run_dir_help,
+    )
 
 
 def add_run_arguments(parser: argparse.ArgumentParser) -> None:

@@ -20,26 +20,11 @@ from ppo_jax import _cli
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from ppo_jax.config.ppo_config import PRESETS
-
     p = _cli.OneLineParser(
         prog="python -m ppo_jax.train",
         description="Train PPO on an environment; every config field is a flag.",
     )
-    p.add_argument(
-        "--preset",
-        default=None,
-        choices=sorted(PRESETS),
-        help="named hyperparameters, then the env's overrides (default: the "
-        "config file's preset, else tutorial)",
-    )
-    p.add_argument(
-        "--config",
-        default=None,
-        metavar="FILE",
-        help="config fields from a YAML, TOML or JSON file (a run's config.json "
-        "too); flags override it",
-    )
+    _cli.add_preset_flags(p)
     p.add_argument(
         "--print-config",
         nargs="?",
@@ -65,18 +50,11 @@ def build_parser() -> argparse.ArgumentParser:
         "clip_eps, ent_coef, gae_lambda, ...); repeat for a grid; vmapped with "
         "the seeds in one compile",
     )
-    p.add_argument(
-        "--resume",
-        type=_cli.directory,
-        default=None,
-        metavar="RUN_DIR",
-        help="continue a stopped run from its checkpoint (its own config is used)",
-    )
-    p.add_argument(
-        "--run-dir",
-        type=_cli.directory,
-        default=None,
-        help="output directory (default: runs/ENV-DATE-TIME)",
+    _cli.add_run_dir_flags(
+        p,
+        resume_help="continue a stopped run from its checkpoint (its own config "
+        "is used)",
+        run_dir_help="output directory (default: runs/ENV-DATE-TIME)",
     )
     p.add_argument(
         "--overwrite",

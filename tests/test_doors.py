@@ -1,5 +1,5 @@
 """Every door, tried as a demanding user would: for each flag of each of the
-four commands (the config fields' flags included), and each environment
+five commands (the config fields' flags included), and each environment
 variable ppo_jax reads, a bad value ends in one sentence on stderr and exit
 code 2, with no traceback, before anything is written and with nothing good
 lost. A test checks that the tables below name every flag the parsers have,
@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from conftest import TINY_ARGS
 
-from ppo_jax import compare, evaluate, export, train
+from ppo_jax import compare, evaluate, export, train, tune
 from ppo_jax.config.ppo_config import PPOConfig
 from ppo_jax.config.schema import field_kinds
 
@@ -21,6 +21,7 @@ COMMANDS = {
     "evaluate": evaluate,
     "export": export,
     "compare": compare,
+    "tune": tune,
 }
 # Flags that are not doors for bad input: help, and --debug, which shows the
 # traceback of any error on purpose.
@@ -87,11 +88,30 @@ COMPARE_CASES = {
     "--out": ["RUN", "--out", "OUT/curves.jpg"],
     "--label": ["RUN", "--label", "a", "b"],
 }
+# tune: each case also gets TUNE_ARGS (tiny trials, a field to search) and
+# --run-dir OUT/run, unless it resumes.
+TUNE_ARGS = [*TINY_ARGS, "--param", "lr=1e-4:1e-3:log", "--trials", "1"]
+TUNE_CASES = {
+    **config_flag_cases(),
+    "--preset": ["--preset", "best"],
+    "--config": ["--config", "OUT/missing.yaml"],
+    "--param": ["--param", "num_envs=2:8"],
+    "--space": ["--space", "OUT/missing.toml"],
+    "--trials": ["--trials", "0"],
+    "--batch": ["--batch", "0"],
+    "--num-seeds": ["--num-seeds", "0"],
+    "--statistic": ["--statistic", "median"],
+    "--prune": ["--prune=yes"],
+    "--run-dir": ["--run-dir", ""],
+    "--resume": ["--resume", "OUT/no-such-search"],
+    "--quiet": ["--quiet=1"],
+}
 CASES = {
     "train": TRAIN_CASES,
     "evaluate": EVALUATE_CASES,
     "export": EXPORT_CASES,
     "compare": COMPARE_CASES,
+    "tune": TUNE_CASES,
 }
 # Environment variables ppo_jax reads, each with a bad value and a command.
 ENV_CASES = {
@@ -154,6 +174,10 @@ def test_a_bad_value_at_each_door_is_one_sentence(
     if command == "train":
         argv = [*TINY_ARGS, *argv]
         if "--run-dir" not in argv and "--resume" not in argv:
+            argv += ["--run-dir", "OUT/run"]
+    if command == "tune" and "--resume" not in argv:
+        argv = [*TUNE_ARGS, *argv]
+        if "--run-dir" not in argv:
             argv += ["--run-dir", "OUT/run"]
     refused(command, argv, tmp_path, capsys, trained_run[0])
 

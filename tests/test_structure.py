@@ -23,6 +23,7 @@ ENTRY_MODULES = {
     "ppo_jax.evaluate",
     "ppo_jax.compare",
     "ppo_jax.export",
+    "ppo_jax.tune",
     "ppo_jax._cli",
 }
 
@@ -148,8 +149,10 @@ def test_no_import_cycles():
 
 
 @pytest.mark.parametrize(
-    "module", ["ppo_jax.train", "ppo_jax.evaluate", "ppo_jax.compare", "ppo_jax.export"]
-)
+    "module",
+    ["ppo_jax.train", "ppo_jax.evaluate", "ppo_jax.compare", "ppo_jax.export",
+     "ppo_jax.tune"],
+)  # fmt: skip
 def test_python_dash_m_runs_the_entry_module_once(module):
     # If anything imported the entry module by name while it runs as
     # __main__, its body would run a second time as ppo_jax.train.

@@ -9,7 +9,11 @@
   :mod:`~ppo_jax.run.statistics`: progress lines, CSV/TensorBoard/wandb,
   the learning-curve plot and summaries over seeds;
 - :mod:`~ppo_jax.run.resources`, :mod:`~ppo_jax.run.signals`: memory checks
-  before compiling, Ctrl-C and SIGTERM.
+  before compiling, Ctrl-C and SIGTERM;
+- :mod:`~ppo_jax.run.callbacks`, :mod:`~ppo_jax.run.host_policy`: Python
+  functions called between chunks, a run's policy as a numpy function;
+- :mod:`~ppo_jax.run.search`: hyperparameter search with Optuna, trials
+  vmapped K at a time in one compile.
 
 Imports the layers below it (config, envs, networks, algo), never analysis or
 the commands.
