@@ -234,3 +234,18 @@ def test_evaluate_picks_the_requested_run(sweep_run, capsys):
     assert summaries[0] != summaries[1]  # seed 0 / lr 3e-4 vs seed 1 / lr 1e-3
     assert evaluate_main([str(sweep_run[0]), "--run", "4"]) == 2
     assert "run=4 is not allowed: an index from 0 to 3" in capsys.readouterr().err
+
+
+def test_xla_options_the_user_set_win_over_ppo_jaxs(monkeypatch):
+    from ppo_jax.run.experiment import compiler_options
+
+    table = {"cpu": {"xla_backend_optimization_level": 1, "xla_other": True}}
+    monkeypatch.setenv("XLA_FLAGS", "--xla_force_host_platform_device_count=2")
+    assert compiler_options(table, "cpu") == table["cpu"]
+    assert compiler_options(table, "gpu") is None
+    monkeypatch.setenv("XLA_FLAGS", "--xla_backend_optimization_level=0")
+    assert compiler_options(table, "cpu") == {"xla_other": True}
+    monkeypatch.setenv(
+        "XLA_FLAGS", "--xla_other=false --xla_backend_optimization_level=0"
+    )
+    assert compiler_options(table, "cpu") is None

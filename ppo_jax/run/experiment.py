@@ -12,6 +12,7 @@ called alone with its key (up to float rounding).
 from __future__ import annotations
 
 import dataclasses
+import os
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
@@ -35,6 +36,7 @@ Tree = TypeVar("Tree")
 #   matched 64-wide, CartPole, Breakout-MinAtar's CNN and Playground's
 #   CartpoleBalance all within +-11% run to run, in both directions. The
 #   older loop emitters would save another 0.4 s there but run it 10% slower.
+# An option the user sets in XLA_FLAGS takes the place of ours.
 INIT_COMPILER_OPTIONS: dict[str, dict[str, Any]] = {
     "cpu": {
         "xla_backend_optimization_level": 0,
@@ -45,6 +47,19 @@ INIT_COMPILER_OPTIONS: dict[str, dict[str, Any]] = {
 CHUNK_COMPILER_OPTIONS: dict[str, dict[str, Any]] = {
     "cpu": {"xla_backend_optimization_level": 1}
 }
+
+
+def compiler_options(
+    table: dict[str, dict[str, Any]], backend: str
+) -> dict[str, Any] | None:
+    """``table``'s XLA options for ``backend``, less those the user set in
+    ``XLA_FLAGS`` (``--xla_backend_optimization_level=0`` for quick compiles
+    of short runs, as the test suite does): the user's settings win."""
+    options = table.get(backend)
+    if options is None:
+        return None
+    flags = os.environ.get("XLA_FLAGS", "")
+    return {k: v for k, v in options.items() if f"--{k}=" not in flags} or None
 
 
 def runner_template(pipeline: Pipeline, spec: RunSpec) -> RunnerState:
@@ -152,11 +167,13 @@ class Experiment:
         # JAX traces the chunk in Python: 2.45 -> 2.2 s for the default run.
         with ThreadPoolExecutor(1) as pool:
             init_compiled = pool.submit(
-                init.compile, INIT_COMPILER_OPTIONS.get(backend)
+                init.compile, compiler_options(INIT_COMPILER_OPTIONS, backend)
             )
             chunk = self._chunk.lower(self.runner_shape, self.hparams)
             stage("compiling")
-            chunk_compiled = chunk.compile(CHUNK_COMPILER_OPTIONS.get(backend))
+            chunk_compiled = chunk.compile(
+                compiler_options(CHUNK_COMPILER_OPTIONS, backend)
+            )
             return init_compiled.result(), chunk_compiled
 
     def gather(self, runner: RunnerState) -> RunnerState:
