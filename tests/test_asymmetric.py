@@ -12,7 +12,7 @@ import jax
 import numpy as np
 import pytest
 import user_components as uc
-from conftest import run_cli
+from conftest import run_cli, run_fast
 
 from ppo_jax import ConfigError, PPOConfig, build_pipeline, load_policy, make_train
 from ppo_jax.envs.contract import AsymmetricObservation
@@ -95,7 +95,7 @@ def test_privileged_critic_learns_the_value_the_actor_cannot_see():
     for critic_obs_key in ("privileged_state", None):
         config = ASYMMETRIC.replace(critic_obs_key=critic_obs_key)
         train = make_train(config, env=uc.PrivilegedMatch())
-        _, metrics = jax.jit(jax.vmap(train))(keys)
+        _, metrics = run_fast(jax.vmap(train), keys)
         assert (np.asarray(metrics.mean_return)[:, -5:].mean(-1) > 6.5).all()
         losses[critic_obs_key] = np.asarray(metrics.critic_loss)[:, -5:].mean(-1)
     assert (losses["privileged_state"] < 0.1).all(), losses

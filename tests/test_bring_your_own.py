@@ -90,6 +90,11 @@ MALFORMED = [
     (["--network", "user_components:tuple_networks"], "not a tuple"),
     (["--network", "user_components:failing_networks"], "no GPU found"),
     (["--network", "lstm"], "one of mlp, cnn, gru, cnn-gru, or module:factory"),
+    (
+        ["--env", "user_components:EndlessMatch", "--eval-every", "2"],
+        "eval_every=2 is not allowed: 0 (off) for user_components:EndlessMatch, "
+        "whose episodes have no time limit",
+    ),
 ]
 
 

@@ -68,15 +68,16 @@ def test_compare_draws_one_curve_and_one_row_per_directory(
         s = summarize(finals)
         assert row[1] == "Pendulum-v1"
         assert row[3] == str(runs) and row[4] == "1,000"
-        mid, low, high = parse_interval(row[5])
+        assert row[5] == "training"  # no evaluations in these runs
+        mid, low, high = parse_interval(row[6])
         assert mid == pytest.approx(iqm(finals), abs=0.006)
         assert (low, high) == pytest.approx((s.ci_low, s.ci_high), abs=0.006)
-        mean, std = (float(v) for v in row[6].split(" ± "))
+        mean, std = (float(v) for v in row[7].split(" ± "))
         assert (mean, std) == pytest.approx(
             (np.mean(finals), np.std(finals)), abs=0.006
         )
     (final,) = final_returns(read_rows(single)).values()
-    assert rows[0][5] == f"{final:.2f} [{final:.2f}, {final:.2f}]"  # one run
+    assert rows[0][6] == f"{final:.2f} [{final:.2f}, {final:.2f}]"  # one run
     # The lr that tells the two apart is named first.
     assert rows[1][2].startswith("tutorial + lr=0.001, ")
     assert "lr=" not in rows[0][2]

@@ -21,7 +21,7 @@ SEEDS = 2
 @pytest.fixture(scope="module")
 def logged_run(tmp_path_factory):
     """Two seeds of a tiny run with both loggers (wandb offline), drawing a
-    GIF every 2 iterations while it trains."""
+    GIF and evaluating every 2 iterations while it trains."""
     run_dir = tmp_path_factory.mktemp("loggers") / "run"
     mp = pytest.MonkeyPatch()
     mp.setenv("WANDB_MODE", "offline")
@@ -38,6 +38,8 @@ def logged_run(tmp_path_factory):
                 "--wandb-project", "ppo-jax-tests",
                 "--run-dir", str(run_dir),
                 "--gif-every", "2",
+                "--eval-every", "2",
+                "--eval-episodes", "2",
                 "--quiet",
             ]
         )  # fmt: skip
@@ -51,6 +53,14 @@ def csv_series(run_dir: Path, run: int, column: str) -> list[tuple[int, float]]:
     with open(run_dir / "metrics.csv") as f:
         rows = [r for r in csv.DictReader(f) if int(r["run"]) == run]
     return [(int(r["timesteps"]), float(r[column])) for r in rows]
+
+
+def evaluations(run_dir: Path, run: int) -> list[tuple[int, float]]:
+    """The run's evaluations: only the iterations that have one are logged."""
+    series = csv_series(run_dir, run, "eval_return")
+    evaluated = [(step, value) for step, value in series if not math.isnan(value)]
+    assert 0 < len(evaluated) < len(series)
+    return evaluated
 
 
 def same(a: list[tuple[int, float]], b: list[tuple[int, float]]) -> bool:
@@ -72,6 +82,8 @@ def test_tensorboard_scalars_and_hparams_read_back(logged_run):
         for column in ("mean_return", "actor_loss", "entropy"):
             logged = [(e.step, e.value) for e in events.Scalars(column)]
             assert same(logged, csv_series(logged_run, run, column)), column
+        logged = [(e.step, e.value) for e in events.Scalars("eval_return")]
+        assert same(logged, evaluations(logged_run, run))
         content = events.PluginTagToContent("hparams")["_hparams_/session_start_info"]
         hparams = plugin_data_pb2.HParamsPluginData.FromString(content)
         values = hparams.session_start_info.hparams
@@ -171,6 +183,8 @@ def test_wandb_offline_runs_hold_the_config_and_the_scalars(logged_run):
             for h in history
         ]
         assert same(logged, csv_series(logged_run, run, "mean_return"))
+        logged = [(h["_step"], h["eval_return"]) for h in history if "eval_return" in h]
+        assert same(logged, evaluations(logged_run, run))
 
 
 def test_overwrite_removes_the_loggers_files(logged_run, tmp_path):

@@ -173,12 +173,18 @@ def test_bad_names_and_backends_are_one_sentence(env_name, backend, match):
         make_env(PPOConfig(env_name=env_name, env_backend=backend))
 
 
-def test_brax_inverted_pendulum_learns_from_the_command_line(tmp_path, capsys):
+def test_brax_inverted_pendulum_learns_from_the_command_line(
+    tmp_path, capsys, monkeypatch
+):
     # The command line end to end on a brax env: 3 seeds, 100-step episodes.
     from ppo_jax.evaluate import main as evaluate_main
     from ppo_jax.run.rundir import read_rows
     from ppo_jax.train import main as train_main
 
+    # The command's own XLA options for its chunk, not the suite's quickest
+    # code generation (conftest): brax's physics at LLVM -O0 ran 6.5x slower
+    # (7.8k against 50k steps/s), more than the quicker compile saves.
+    monkeypatch.setenv("XLA_FLAGS", "")
     run_dir = tmp_path / "run"
     code = train_main(
         [

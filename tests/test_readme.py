@@ -8,8 +8,8 @@ TRAIN_COMMAND = (
     "&& python -m ppo_jax.train"
 )
 TEST_COMMAND = (
-    "python3 -m venv .venv && . .venv/bin/activate && pip install -q -e '.[test]' "
-    "&& python -m pytest -q"
+    "python3 -m venv .venv && . .venv/bin/activate && pip install -q uv "
+    "&& uv pip install -q -e '.[test]' && python -m pytest -q"
 )
 
 

@@ -8,7 +8,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from conftest import make_spec, run_module
+from conftest import make_spec, run_fast, run_module
 
 from ppo_jax import PPOConfig, make_train
 from ppo_jax.algo.batch import shuffled_sequences
@@ -174,7 +174,7 @@ def chain_results():
     """GRU and MLP on MemoryChain, 2 seeds each (vmapped): metrics."""
     keys = jax.random.split(jax.random.key(0), 2)
     return {
-        network: jax.jit(jax.vmap(make_train(memory_chain(network))))(keys)
+        network: run_fast(jax.vmap(make_train(memory_chain(network))), keys)
         for network in ("gru", "mlp")
     }
 
@@ -264,6 +264,8 @@ def test_cnn_gru_on_minatar_from_the_command_line(tmp_path):
         "--network", "cnn-gru", "--conv-channels", "4", "--hidden-sizes", "16",
         "--recurrent-size", "8", "--num-envs", "8", "--rollout-length", "16",
         "--total-timesteps", "256", "--run-dir", str(run_dir),
+        # evaluate plays whole episodes: 64 steps, not Breakout's 10,000
+        "--max-episode-steps", "64",
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr
     proc = run_module("ppo_jax.evaluate", str(run_dir), "--episodes", "2")

@@ -82,6 +82,24 @@ class MatchEnv:
         return obs, new_state, reward, jnp.bool_(False), truncated, info
 
 
+@struct.dataclass
+class EndlessParams:
+    deck_size: int = NUM_CARDS  # no max_steps_in_episode: no time limit
+
+
+class EndlessMatch(MatchEnv):
+    """MatchEnv without a time limit in its params (its episodes never end):
+    nothing to evaluate to."""
+
+    default_params = EndlessParams()
+
+    def step(self, key, state, action, params):
+        obs, state, reward, terminated, _, info = super().step(
+            key, state, action, MatchParams(max_steps_in_episode=2**30)
+        )
+        return obs, state, reward, terminated, jnp.bool_(False), info
+
+
 # ------------------------------------------------------------ malformed envs
 class FiveValueStep(MatchEnv):
     """The gym 0.26 / gymnax 0.x habit: no truncated flag."""

@@ -27,8 +27,9 @@ import jax.numpy as jnp
 from flax import struct
 
 from ppo_jax.algo.batch import Batch
+from ppo_jax.algo.evaluation import evaluate_episodes, evaluation_due
 from ppo_jax.algo.optimizer import AgentState, current_rate, init_agent
-from ppo_jax.algo.policy import Observation, Policy, make_policy
+from ppo_jax.algo.policy import Observation, ObservationStats, Policy, make_policy
 from ppo_jax.algo.returns import (
     generalized_advantages,
     normalize_advantages,
@@ -77,6 +78,10 @@ class Metrics(NamedTuple):
     mean_return: jax.Array  # float32, undiscounted, episodes ended this iteration
     mean_length: jax.Array  # float32, NaN (as mean_return) if none ended
     num_episodes: jax.Array  # int32, episodes ended this iteration
+    # The deterministic policy after this iteration on eval_episodes fresh
+    # episodes (means; NaN where not evaluated: eval_every).
+    eval_return: jax.Array  # float32, undiscounted
+    eval_length: jax.Array  # float32, steps
     actor_loss: jax.Array  # float32, clipped surrogate, mean over gradient steps
     critic_loss: jax.Array  # float32, value loss, mean over gradient steps
     entropy: jax.Array  # float32, policy entropy, mean over gradient steps
@@ -89,7 +94,8 @@ class Metrics(NamedTuple):
     def zeros() -> Metrics:
         """Every metric 0 (False), in its dtype: rows that are dropped."""
         i32, f32 = jnp.int32, jnp.float32
-        dtypes = (i32, i32, f32, f32, i32, f32, f32, f32, f32, f32, f32, jnp.bool_)
+        dtypes = (i32, i32, f32, f32, i32, f32, f32, f32, f32, f32, f32, f32, f32,
+                  jnp.bool_)  # fmt: skip
         return Metrics(*(jnp.zeros((), dtype) for dtype in dtypes))
 
 
@@ -97,6 +103,8 @@ Init: TypeAlias = Callable[[jax.Array, Hyperparams], RunnerState]
 IterationStep: TypeAlias = Callable[
     [RunnerState, Hyperparams], tuple[RunnerState, Metrics]
 ]
+# (actor_params, obs_stats) -> (mean return, mean length) of an evaluation.
+Evaluate: TypeAlias = Callable[[Params, ObservationStats], tuple[jax.Array, jax.Array]]
 
 
 class Pipeline(NamedTuple):
@@ -109,6 +117,7 @@ class Pipeline(NamedTuple):
     rollout: Rollout  # (actor_params, EnvBatch, key, hp) -> envs, Transition, stats
     init: Init  # (key, hparams) -> RunnerState
     iteration_step: IterationStep  # (RunnerState, hparams) -> (RunnerState, Metrics)
+    evaluate: Evaluate  # the eval_every evaluation of a policy (config's episodes)
 
     @property
     def spec(self) -> EnvSpec:
@@ -145,6 +154,14 @@ def build_pipeline(
         )
     policy = make_policy(networks.actor, setup.spec, config)
     rollout = make_rollout(setup, policy, config)
+    eval_steps = setup.spec.max_episode_steps
+    if config.eval_every and eval_steps is None:
+        raise ConfigError(
+            "eval_every",
+            config.eval_every,
+            f"0 (off) for {config.env_name}, whose episodes have no time limit "
+            "(an evaluation's episodes run to it)",
+        )
     update = make_update(networks, policy, config)
 
     def init(key: jax.Array, hp: Hyperparams) -> RunnerState:
@@ -221,6 +238,8 @@ def build_pipeline(
             mean_return=jnp.where(no_episode, jnp.nan, stats.return_sum / episodes),
             mean_length=jnp.where(no_episode, jnp.nan, stats.length_sum / episodes),
             num_episodes=stats.episodes,
+            eval_return=jnp.float32(jnp.nan),
+            eval_length=jnp.float32(jnp.nan),
             actor_loss=info.actor_loss,
             critic_loss=info.critic_loss,
             entropy=info.entropy,
@@ -239,7 +258,54 @@ def build_pipeline(
         runner = RunnerState(agent=agent, envs=envs, key=key, iteration=iteration)
         return runner, metrics
 
-    return Pipeline(config, setup, networks, policy, rollout, init, iteration_step)
+    def evaluate(
+        actor_params: Params, obs_stats: ObservationStats
+    ) -> tuple[jax.Array, jax.Array]:
+        assert eval_steps is not None  # refused above when evaluations are on
+        returns, lengths = evaluate_episodes(
+            setup,
+            policy,
+            actor_params,
+            obs_stats,
+            jax.random.key(config.eval_seed),
+            config.eval_episodes,
+            eval_steps,
+        )
+        return jnp.mean(returns), jnp.mean(lengths.astype(jnp.float32))
+
+    return Pipeline(
+        config, setup, networks, policy, rollout, init, iteration_step, evaluate
+    )
+
+
+def with_evaluation(
+    pipeline: Pipeline,
+    runner: RunnerState,
+    metrics: Metrics,
+    due: jax.Array,
+    run_axis: str | None = None,
+) -> Metrics:
+    """``metrics`` with the evaluation of ``runner``'s policy where ``due``
+    (bool). The evaluation is a branch taken only when some run is due: ``due``
+    must not be batched over vmapped runs, or ``run_axis`` must name the vmap
+    axis (then all runs evaluate when one is due, each keeps its own)."""
+    if pipeline.config.eval_every == 0:
+        return metrics
+    any_due = due
+    if run_axis is not None:
+        any_due = jax.lax.psum(due.astype(jnp.int32), run_axis) > 0
+
+    def run(runner: RunnerState) -> tuple[jax.Array, jax.Array]:
+        return pipeline.evaluate(runner.agent.actor_params, runner.envs.obs_stats)
+
+    def skip(runner: RunnerState) -> tuple[jax.Array, jax.Array]:
+        return jnp.float32(jnp.nan), jnp.float32(jnp.nan)
+
+    mean_return, mean_length = jax.lax.cond(any_due, run, skip, runner)
+    return metrics._replace(
+        eval_return=jnp.where(due, mean_return, jnp.nan),
+        eval_length=jnp.where(due, mean_length, jnp.nan),
+    )
 
 
 def critic_values(
@@ -319,25 +385,36 @@ def make_train(
     ) -> tuple[RunnerState, Metrics]:
         hp = config.hyperparams() if hparams is None else hparams
         runner = pipeline.init(key, hp)
-        return jax.lax.scan(
-            lambda r, _: pipeline.iteration_step(r, hp),
-            runner,
-            None,
-            length=config.num_iterations,
-        )
+
+        def body(runner: RunnerState, iteration: jax.Array):
+            runner, metrics = pipeline.iteration_step(runner, hp)
+            # ``iteration`` comes from the scan, not the (maybe vmapped)
+            # runner: the same for every run, so evaluation stays a branch.
+            due = evaluation_due(iteration, config)
+            return runner, with_evaluation(pipeline, runner, metrics, due)
+
+        iterations = jnp.arange(1, config.num_iterations + 1, dtype=jnp.int32)
+        return jax.lax.scan(body, runner, iterations)
 
     return train
 
 
-def make_chunk(pipeline: Pipeline, chunk_iterations: int) -> Chunk:
+def make_chunk(
+    pipeline: Pipeline, chunk_iterations: int, run_axis: str | None = None
+) -> Chunk:
     """``run_chunk(runner, hparams) -> (runner, Metrics[chunk_iterations])``.
 
     Scans ``chunk_iterations`` iterations. Iterations past
     ``config.num_iterations`` leave the runner unchanged (their metrics rows are
     to be dropped), so the last chunk of a run reuses the same compiled
     function instead of compiling a shorter one.
+
+    ``run_axis``: the ``axis_name`` of a ``jax.vmap`` of ``run_chunk`` over
+    runs, so that evaluations (``eval_every``) run only at iterations where
+    some run is due.
     """
-    total = pipeline.config.num_iterations
+    config = pipeline.config
+    total = config.num_iterations
 
     def run_chunk(runner: RunnerState, hp: Hyperparams) -> tuple[RunnerState, Metrics]:
         def step(runner: RunnerState) -> tuple[RunnerState, Metrics]:
@@ -349,7 +426,10 @@ def make_chunk(pipeline: Pipeline, chunk_iterations: int) -> Chunk:
         def body(runner: RunnerState, _: None) -> tuple[RunnerState, Metrics]:
             # A branch, not a select of every leaf: less to compile, and the
             # iterations past the end are not computed (vmapped, both are).
-            return jax.lax.cond(runner.iteration < total, step, skip, runner)
+            running = runner.iteration < total
+            runner, metrics = jax.lax.cond(running, step, skip, runner)
+            due = running & evaluation_due(runner.iteration, config)
+            return runner, with_evaluation(pipeline, runner, metrics, due, run_axis)
 
         return jax.lax.scan(body, runner, None, length=chunk_iterations)
 

@@ -2,14 +2,18 @@
 ppo_jax.compare`` draws and prints.
 
 For each run directory: at each iteration, the interquartile mean (IQM) over
-its runs (its seeds) of the iteration's mean episodic return, with a 95%
+its runs (its seeds) of the iteration's mean episodic return (of its
+deterministic evaluations when the run has them, ``eval_every``; else of its
+training episodes), with a 95%
 stratified bootstrap interval (:mod:`ppo_jax.run.statistics`; 500 resamples
 per point, against 2000 for the table, to keep a long curve quick); iterations
 in which no run ended an episode are left out. The table has one row per run
 directory: label, env, config (the nearest preset and how the run differs from
 it, ignoring env, steps and seed), runs, steps per run, and the final return
-(:func:`ppo_jax.run.reporting.final_returns`) as IQM [95% CI] and as mean ±
-std over runs. A sweep directory's runs are pooled (its config says so).
+(:func:`ppo_jax.run.reporting.final_run_returns`: the last evaluation, or the
+training episodes of the last iterations) as IQM [95% CI] and as mean ± std
+over runs, and which return that is. A sweep directory's runs are pooled
+(its config says so).
 """
 
 from __future__ import annotations
@@ -24,7 +28,7 @@ import numpy as np
 from ppo_jax.config.ppo_config import PRESETS, PPOConfig
 from ppo_jax.config.presets import DISCRETE_OVERRIDES
 from ppo_jax.config.runspec import RunSpec
-from ppo_jax.run.reporting import final_returns
+from ppo_jax.run.reporting import curve_column, final_run_returns
 from ppo_jax.run.rundir import (
     CONFIG_FILE,
     METRICS_FILE,
@@ -56,6 +60,7 @@ class Compared(NamedTuple):
     runs: int
     steps: int  # per run, at its last complete iteration
     final: Summary  # of the runs' final returns
+    returns: str  # "evaluation" (deterministic, eval_every) or "training"
     curve: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]  # x, iqm, lo, hi
 
 
@@ -133,7 +138,8 @@ def compare_run(
                 for name, values in config[1].sweep
             )
             config_text += f"; sweep {swept} (runs pooled)"
-    finals = final_returns(rows)
+    finals = final_run_returns(rows)
+    column = curve_column(rows)
     return Compared(
         label=label,
         env=env,
@@ -141,16 +147,18 @@ def compare_run(
         runs=len(finals),
         steps=int(max(r["timesteps"] for r in rows)),
         final=summarize(list(finals.values())),
-        curve=iqm_curve(rows),
+        returns="evaluation" if column == "eval_return" else "training",
+        curve=iqm_curve(rows, column=column),
     )
 
 
 def iqm_curve(
-    rows: list[dict[str, Any]], reps: int = CURVE_REPS
+    rows: list[dict[str, Any]], reps: int = CURVE_REPS, column: str = "mean_return"
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Per iteration with a finished episode in some run: ``(steps, iqm, low,
-    high)``, each ``[points]``: the IQM over runs of ``mean_return`` and its
-    bootstrap interval (``reps`` resamples, seed 0)."""
+    """Per iteration with a finite ``column`` in some run (a finished episode,
+    an evaluation): ``(steps, iqm, low, high)``, each ``[points]``: the IQM
+    over runs of ``column`` and its bootstrap interval (``reps`` resamples,
+    seed 0)."""
     by_iteration: dict[int, list[dict[str, Any]]] = {}
     for row in rows:
         by_iteration.setdefault(row["iteration"], []).append(row)
@@ -158,9 +166,10 @@ def iqm_curve(
     for iteration in sorted(by_iteration):
         its_rows = by_iteration[iteration]
         values = [
-            float(r["mean_return"])
+            float(r[column])
             for r in its_rows
-            if r["num_episodes"] > 0 and not math.isnan(r["mean_return"])
+            if r["num_episodes"] > 0 or column != "mean_return"
+            if math.isfinite(r.get(column, math.nan))
         ]
         if not values:
             continue
@@ -209,9 +218,9 @@ def comparison_table(compared: list[Compared]) -> str:
     """One row per run directory (``|`` in a label is escaped, line breaks
     become spaces)."""
     lines = [
-        "| run | env | config | runs | steps/run | final return IQM [95% CI] "
-        "| final return mean ± std |",
-        "|---|---|---|---|---|---|---|",
+        "| run | env | config | runs | steps/run | return | final return IQM "
+        "[95% CI] | final return mean ± std |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for c in compared:
         cells = [
@@ -220,6 +229,7 @@ def comparison_table(compared: list[Compared]) -> str:
             c.config,
             str(c.runs),
             f"{c.steps:,}",
+            c.returns,
             format_iqm(c.final, 2),
             format_mean_std(c.final, 2),
         ]
@@ -235,15 +245,25 @@ def plot_curves(compared: list[Compared], out: Path) -> None:
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(7, 4))
+    kinds = {c.returns for c in compared}
     for c in compared:
         x, mid, lo, hi = c.curve
         runs = f"{c.runs} run" + ("s" if c.runs != 1 else "")
+        if len(kinds) > 1:  # which curve is which return
+            runs += f", {c.returns}"
         (line,) = ax.plot(x, mid, lw=1.2, label=f"{c.label} ({runs})")
         ax.fill_between(x, lo, hi, color=line.get_color(), alpha=0.2, lw=0)
     envs = sorted({c.env for c in compared if c.env != "-"})
     ax.set_title(", ".join(envs) if envs else "ppo_jax runs")
     ax.set_xlabel("environment steps (per run)")
-    ax.set_ylabel("episodic return: IQM over runs, 95% CI")
+    what = (
+        "deterministic evaluation return"
+        if kinds == {"evaluation"}
+        else (
+            "training episodic return" if kinds == {"training"} else "episodic return"
+        )
+    )
+    ax.set_ylabel(f"{what}: IQM over runs, 95% CI")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
     fig.tight_layout()

@@ -14,9 +14,9 @@ from types import ModuleType
 from typing import Any
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 
+from ppo_jax.algo.evaluation import evaluate_episodes
 from ppo_jax.algo.normalization import RunningMeanStd
 from ppo_jax.algo.ppo import Pipeline, RunnerState, build_pipeline
 from ppo_jax.analysis.rendering import check_mujoco_rendering, is_mujoco_run, save_gif
@@ -44,7 +44,9 @@ __all__ = [  # the host policies live in ppo_jax.run.host_policy
     "load_run",
     "numpy_policy",
 ]
-EPISODE_BATCH = 1024  # episodes evaluated at once (vmapped)
+# Episodes evaluated at once (vmapped); eval_episodes' highest value, so that
+# an evaluation in the run plays the episodes of evaluate_run's first batch.
+EPISODE_BATCH = 1024
 
 # gymnax envs whose reference implementation gymnasium ships (same name).
 GYMNASIUM_ENVS = (
@@ -76,8 +78,6 @@ def evaluate_policy(
         ``(returns, lengths)``: ``[num_episodes]`` float32 undiscounted returns
         and int32 lengths.
     """
-    env, env_params = pipeline.setup.env, pipeline.setup.params
-    policy = pipeline.policy
     if max_steps is None:
         max_steps = pipeline.spec.max_episode_steps
     if max_steps is None:
@@ -87,31 +87,15 @@ def evaluate_policy(
             "a number of steps for an environment whose params have no "
             "max_steps_in_episode",
         )
-
-    def episode(key: jax.Array) -> tuple[jax.Array, jax.Array]:
-        reset_key, steps_key = jax.random.split(key)
-        obs, state = env.reset(reset_key, env_params)
-
-        def step(carry: Any, step_key: jax.Array) -> tuple[Any, None]:
-            obs, state, memory, total, length, running = carry
-            # A recurrent actor carries its memory through the episode.
-            action, memory = policy.act(actor_params, obs_stats, obs, memory)
-            obs, state, reward, terminated, truncated, _ = env.step(
-                step_key, state, action, env_params
-            )
-            total = total + jnp.where(running, reward.astype(jnp.float32), 0.0)
-            length = length + running.astype(jnp.int32)
-            running = running & ~(terminated | truncated)
-            return (obs, state, memory, total, length, running), None
-
-        memory = policy.initial_carry()
-        init = (obs, state, memory, jnp.float32(0.0), jnp.int32(0), jnp.bool_(True))
-        (*_, total, length, _), _ = jax.lax.scan(
-            step, init, jax.random.split(steps_key, max_steps)
-        )
-        return total, length
-
-    return jax.vmap(episode)(jax.random.split(key, num_episodes))
+    return evaluate_episodes(
+        pipeline.setup,
+        pipeline.policy,
+        actor_params,
+        obs_stats,
+        key,
+        num_episodes,
+        max_steps,
+    )
 
 
 def load_run(

@@ -246,6 +246,26 @@ class PPOConfig:
     bootstrap_truncation: bool = option(
         False, "at a time limit, bootstrap from V(final observation)"
     )
+    # Evaluation inside the compiled run
+    eval_every: int = option(
+        0,
+        "iterations between evaluations of the deterministic policy (its mode) "
+        "on freshly reset envs inside the compiled run, and after the last "
+        "iteration: eval_return/eval_length columns; 0: off",
+        low=0,
+    )
+    eval_episodes: int = option(
+        10, "episodes per evaluation, run side by side (vmapped)", low=1,
+        high=1024,
+    )  # fmt: skip
+    eval_seed: int = option(
+        0,
+        "PRNG seed of the evaluation episodes: every evaluation plays the same "
+        "episodes, those of python -m ppo_jax.evaluate --seed with as many "
+        "--episodes",
+        low=0,
+        high=2**32 - 1,
+    )
     # Bookkeeping
     save_freq: int = option(
         10, "iterations between progress reports and checkpoints", low=1
@@ -417,6 +437,9 @@ ADDED_FIELDS = (
     "lr_factor",
     "lr_min",
     "lr_max",
+    "eval_every",
+    "eval_episodes",
+    "eval_seed",
 )
 TRACEABLE_FIELDS = tuple(k.name for k in field_kinds(PPOConfig) if k.traceable)
 # The on/off switches.

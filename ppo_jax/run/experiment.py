@@ -26,6 +26,7 @@ from ppo_jax.config.runspec import RunSpec
 from ppo_jax.envs.contract import PyTree
 
 Tree = TypeVar("Tree")
+RUN_AXIS = "runs"  # the vmap axis of a batch of runs (its collectives' name)
 # XLA options on a CPU, measured on the default run (2-core CPU, chunk of 10
 # tutorial iterations, medians of 4 alternating runs):
 # - init runs once per run, so its code may be slow: without LLVM's
@@ -78,9 +79,10 @@ class Experiment:
         self.pipeline = pipeline
         self.chunk_iterations = chunk_iterations  # iterations per compiled call
         init: Init = pipeline.init
-        chunk: Chunk = make_chunk(pipeline, chunk_iterations)
+        run_axis = RUN_AXIS if spec.batched else None
+        chunk: Chunk = make_chunk(pipeline, chunk_iterations, run_axis)
         if spec.batched:
-            init, chunk = jax.vmap(init), jax.vmap(chunk)
+            init, chunk = jax.vmap(init), jax.vmap(chunk, axis_name=RUN_AXIS)
         self.keys = spec.keys()
         self.hparams = spec.hyperparams()
         self.runner_shape = runner_template(pipeline, spec)

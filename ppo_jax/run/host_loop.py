@@ -402,9 +402,13 @@ def _report(
                 f"are in {run_dir}; --resume {run_dir} would continue it",
                 flush=True,
             )
+        evaluated = ""
+        if reporting.has_evaluations(outcome.rows):
+            last = reporting.final_eval_returns(outcome.rows)
+            evaluated = f"eval_return={reporting.mean_of_runs(last):.2f} "
         print(
             f"final: timesteps={done * config.batch_size} mean_return="
-            f"{reporting.recent_mean_return(outcome.rows):.2f} "
+            f"{reporting.recent_mean_return(outcome.rows):.2f} {evaluated}"
             f"sps={outcome.steps_per_second:.0f} compile_s={compile_s:.2f}",
             flush=True,
         )

@@ -55,6 +55,21 @@ LOGGERS = ("csv", "tensorboard", "wandb")
 _NEEDS = {"tensorboard": ("tensorboardX", "tensorboard"), "wandb": ("wandb", "wandb")}
 # Columns that label a row rather than measure something.
 _LABELS = ("run", "seed", "iteration", "timesteps")
+
+
+def _scalars(row: Row, skipped: tuple[str, ...]) -> dict[str, int | float]:
+    """The numbers of a metrics row to log, less ``skipped`` and NaN values
+    (an iteration without an evaluation or without an ended episode: a gap,
+    not a point)."""
+    return {
+        key: value
+        for key, value in row.items()
+        if key not in skipped
+        and isinstance(value, (int, float))
+        and not (isinstance(value, float) and math.isnan(value))
+    }
+
+
 WandbMode = Literal["online", "offline", "disabled", "shared"]
 L = TypeVar("L")
 WANDB_MODES: tuple[WandbMode, ...] = ("online", "offline", "disabled", "shared")
@@ -190,9 +205,8 @@ class TensorBoardLogger:
         for row in rows:
             writer = self.writers[int(row["run"])]
             step = int(row["timesteps"])
-            for key, value in row.items():
-                if key not in _LABELS and isinstance(value, (int, float)):
-                    writer.add_scalar(key, value, global_step=step)
+            for key, value in _scalars(row, _LABELS).items():
+                writer.add_scalar(key, value, global_step=step)
         for writer in self.writers:
             writer.flush()
 
@@ -293,11 +307,7 @@ class WandbLogger:
 
     def write(self, rows: list[Row]) -> None:
         for row in rows:
-            values = {
-                k: v
-                for k, v in row.items()
-                if k not in ("run", "seed") and isinstance(v, (int, float))
-            }
+            values = _scalars(row, ("run", "seed"))
             self.runs[int(row["run"])].log(values, step=int(row["timesteps"]))
 
     def video(self, run: int, gif: Path, tag: str, step: int) -> None:

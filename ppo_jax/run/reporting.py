@@ -48,8 +48,9 @@ def iteration_summary(rows: list[dict]) -> dict:
     if len(rows) == 1:
         return rows[0]
     summary = dict(rows[0])
-    for key in ("mean_return", "mean_length", "actor_loss", "critic_loss"):
-        values = [r[key] for r in rows if math.isfinite(r[key])]
+    for key in ("mean_return", "mean_length", "eval_return", "actor_loss",
+                "critic_loss"):  # fmt: skip
+        values = [r[key] for r in rows if math.isfinite(r.get(key, math.nan))]
         summary[key] = float(np.mean(values)) if values else math.nan
     return summary
 
@@ -57,10 +58,14 @@ def iteration_summary(rows: list[dict]) -> dict:
 def format_iteration(row: dict, num_runs: int = 1) -> str:
     """The tutorial's per-iteration summary, on one line."""
     runs = f" (mean of {num_runs} runs)" if num_runs > 1 else ""
+    evaluated = ""
+    if math.isfinite(row.get("eval_return", math.nan)):
+        evaluated = f"eval return {row['eval_return']:10.2f} | "
     return (
         f"iteration {row['iteration']:>5} | "
         f"avg episodic length {row['mean_length']:7.1f} | "
         f"avg episodic return {row['mean_return']:10.2f} | "
+        f"{evaluated}"
         f"avg loss {row['actor_loss']:+.5f} | "
         f"timesteps {row['timesteps']:>10,} | "
         f"{row['seconds']:.3f} s/iteration{runs}"
@@ -83,10 +88,42 @@ def final_returns(rows: list[dict], last: int = RECENT) -> dict[int, float]:
     return result
 
 
+def has_evaluations(rows: list[dict]) -> bool:
+    """Did the run evaluate its deterministic policy (``eval_every``)?"""
+    return any(math.isfinite(r.get("eval_return", math.nan)) for r in rows)
+
+
+def final_eval_returns(rows: list[dict]) -> dict[int, float]:
+    """Per run: its last evaluation's mean return (NaN if it has none)."""
+    result: dict[int, float] = {}
+    for row in rows:
+        value = row.get("eval_return", math.nan)
+        if math.isfinite(value) or row["run"] not in result:
+            result[row["run"]] = value
+    return result
+
+
+def curve_column(rows: list[dict]) -> str:
+    """The return a learning curve shows: the evaluations when the run has
+    them (as papers plot), else the training episodes' returns."""
+    return "eval_return" if has_evaluations(rows) else "mean_return"
+
+
+def final_run_returns(rows: list[dict]) -> dict[int, float]:
+    """Per run, the final figure its comparisons use: the last evaluation
+    when the run has them, else :func:`final_returns`."""
+    return final_eval_returns(rows) if has_evaluations(rows) else final_returns(rows)
+
+
+def mean_of_runs(values: dict[int, float]) -> float:
+    """The mean over runs of the finite ``values`` (NaN if none is)."""
+    finite = [v for v in values.values() if math.isfinite(v)]
+    return float(np.mean(finite)) if finite else math.nan
+
+
 def recent_mean_return(rows: list[dict], last: int = RECENT) -> float:
     """Mean over runs of :func:`final_returns` (the ``final:`` line's figure)."""
-    values = [v for v in final_returns(rows, last).values() if math.isfinite(v)]
-    return float(np.mean(values)) if values else math.nan
+    return mean_of_runs(final_returns(rows, last))
 
 
 def tutorial_context(config: PPOConfig) -> str | None:
@@ -121,18 +158,20 @@ def _settings(rows: list[dict], sweep_fields: tuple[str, ...]):
 
 
 def plot_learning_curve(run_dir: Path, title: str, sweep_fields=()) -> Path:
-    """Mean return against steps; with several seeds, a band of +-1 std over
-    them; with a sweep, one curve per setting."""
+    """Mean return against steps (the evaluations' when the run has them);
+    with several seeds, a band of +-1 std over them; with a sweep, one curve
+    per setting."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     rows = read_rows(run_dir)
+    column = curve_column(rows)
     fig, ax = plt.subplots(figsize=(7, 4))
     for setting, runs in _settings(rows, sweep_fields).items():
         curves = np.array(
-            [[r["mean_return"] for r in rows if r["run"] == run] for run in runs]
+            [[r.get(column, math.nan) for r in rows if r["run"] == run] for run in runs]
         )
         steps = np.array([r["timesteps"] for r in rows if r["run"] == runs[0]])
         with np.errstate(all="ignore"):
@@ -152,7 +191,11 @@ def plot_learning_curve(run_dir: Path, title: str, sweep_fields=()) -> Path:
                 steps[valid], mean - std, mean + std, color=line.get_color(), alpha=0.2
             )
     ax.set_xlabel("environment steps (per run)")
-    ax.set_ylabel("mean episodic return")
+    ax.set_ylabel(
+        "deterministic evaluation return"
+        if column == "eval_return"
+        else "mean episodic return (training)"
+    )
     ax.set_title(title)
     ax.grid(alpha=0.3)
     if ax.get_legend_handles_labels()[0]:
@@ -167,11 +210,13 @@ def plot_learning_curve(run_dir: Path, title: str, sweep_fields=()) -> Path:
 def write_sweep_table(run_dir: Path, rows: list[dict], sweep_fields) -> Path:
     """One row per setting: final return over its seeds as mean ± std, and as
     IQM with its 95% stratified bootstrap interval (:mod:`ppo_jax.run.statistics`;
-    runs that ended no episode are left out of both)."""
-    finals = final_returns(rows)
+    runs that ended no episode are left out of both). The final return is the
+    last evaluation's when the runs evaluated (:func:`final_run_returns`)."""
+    finals = final_run_returns(rows)
+    what = "final eval return" if has_evaluations(rows) else "final return"
     lines = [
-        "| " + " | ".join(sweep_fields) + " | seeds | final return (mean ± std) "
-        "| final return IQM [95% CI] |",
+        "| " + " | ".join(sweep_fields) + f" | seeds | {what} (mean ± std) "
+        f"| {what} IQM [95% CI] |",
         "|" + "---|" * (len(sweep_fields) + 3),
     ]
     with open(Path(run_dir) / SWEEP_CSV, "w", newline="") as f:

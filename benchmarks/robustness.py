@@ -1,0 +1,175 @@
+"""Does a preset reach its target on every seed? Many seeds, both ways a user
+runs them: vmapped in one process and as separate ``--seed N`` processes.
+
+    python benchmarks/robustness.py --env CartPole-v1 --target 475 --seeds 16
+    python benchmarks/robustness.py --env Pendulum-v1 --target -200 --seeds 16
+    python benchmarks/robustness.py --env Acrobot-v1 --target -100 --seeds 16 \
+        --total-timesteps 500000
+
+Each way is the training command itself (``python -m ppo_jax.train``) with
+``--eval-every`` on: the figure compared with the target is each seed's last
+evaluation, the deterministic policy on ``--eval-episodes`` fresh episodes
+after the last iteration (what ``python -m ppo_jax.evaluate RUN_DIR --episodes
+E`` prints on the final checkpoint). The separate processes share JAX's
+compilation cache (they run the same program), so they compile once.
+
+Writes ``benchmarks/results/robustness/<preset>_<env>_<steps>.json`` and
+rebuilds ``benchmarks/results/robustness.md`` from every stored result.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import math
+import os
+import re
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import date
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).parent))
+from common import ROOT, machine  # noqa: E402
+
+from ppo_jax.run.statistics import format_iqm, summarize  # noqa: E402
+
+RESULTS = Path(__file__).parent / "results"
+STORE = RESULTS / "robustness"
+
+
+def train(args: list[str], run_dir: Path, env: dict[str, str]) -> float:
+    """Run one training command; returns its wall time in seconds."""
+    command = [sys.executable, "-m", "ppo_jax.train", *args, "--quiet"]
+    command += ["--run-dir", str(run_dir), "--overwrite"]
+    t = time.perf_counter()
+    proc = subprocess.run(command, capture_output=True, text=True, env=env)
+    if proc.returncode != 0:
+        raise SystemExit(f"{' '.join(command)} failed:\n{proc.stderr}")
+    return time.perf_counter() - t
+
+
+def last_evaluations(run_dir: Path) -> dict[int, float]:
+    """Per seed: the last finite ``eval_return`` in ``metrics.csv``."""
+    result: dict[int, float] = {}
+    with open(run_dir / "metrics.csv") as f:
+        for row in csv.DictReader(f):
+            value = float(row["eval_return"])
+            if math.isfinite(value):
+                result[int(row["seed"])] = value
+    return result
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--env", required=True)
+    p.add_argument("--target", type=float, required=True)
+    p.add_argument("--preset", default="tuned")
+    p.add_argument("--seeds", type=int, default=16)
+    p.add_argument("--total-timesteps", type=int, default=None)
+    p.add_argument("--eval-episodes", type=int, default=16)
+    p.add_argument("--evaluations", type=int, default=10, help="per run, evenly")
+    p.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="FLAG=VALUE",
+        help="another train flag, e.g. --set lr=5e-4 (a preset change to try)",
+    )
+    p.add_argument("--ways", nargs="+", default=["vmapped", "processes"])
+    args = p.parse_args()
+
+    from ppo_jax import PPOConfig
+
+    config = PPOConfig.from_preset(args.preset, env_name=args.env)
+    changes = dict(item.split("=", 1) for item in args.set)
+    steps = args.total_timesteps or config.total_timesteps
+    iterations = math.ceil(steps / config.batch_size)
+    base = ["--env", args.env, "--preset", args.preset, "--total-timesteps", str(steps)]
+    base += ["--eval-every", str(max(1, iterations // args.evaluations))]
+    base += ["--eval-episodes", str(args.eval_episodes)]
+    for flag, value in changes.items():
+        base += [f"--{flag.replace('_', '-')}", value]
+
+    env = dict(os.environ)
+    results: dict[str, dict] = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        env.setdefault("PPO_JAX_CACHE_DIR", str(Path(tmp) / "cache"))
+        if "vmapped" in args.ways:
+            run_dir = Path(tmp) / "vmapped"
+            wall = train([*base, "--num-seeds", str(args.seeds)], run_dir, env)
+            results["vmapped"] = {"wall_s": wall, "final": last_evaluations(run_dir)}
+            print(f"vmapped: {results['vmapped']}", flush=True)
+        if "processes" in args.ways:
+            finals, wall = {}, 0.0
+            for seed in range(args.seeds):
+                run_dir = Path(tmp) / f"seed{seed}"
+                wall += train([*base, "--seed", str(seed)], run_dir, env)
+                finals.update(last_evaluations(run_dir))
+                print(f"seed {seed}: {finals[seed]:.1f}", flush=True)
+            results["processes"] = {"wall_s": wall, "final": finals}
+
+    name = f"{args.preset}_{args.env.replace('/', '_')}_{steps}"
+    if changes:
+        name += "_" + "_".join(f"{k}={v}" for k, v in sorted(changes.items()))
+    out = {
+        "env": args.env,
+        "preset": args.preset,
+        "changes": changes,
+        "total_timesteps": steps,
+        "target": args.target,
+        "seeds": args.seeds,
+        "eval_episodes": args.eval_episodes,
+        "machine": machine(),
+        "date": date.today().isoformat(),
+        "command": " ".join(["python benchmarks/robustness.py", *sys.argv[1:]]),
+        "ways": {
+            way: {"wall_s": r["wall_s"], "final": {str(k): v for k, v in f.items()}}
+            for way, r in results.items()
+            for f in [r["final"]]
+        },
+    }
+    STORE.mkdir(parents=True, exist_ok=True)
+    file_name = re.sub(r"[^\w.=-]", "_", name) + ".json"
+    (STORE / file_name).write_text(json.dumps(out, indent=1) + "\n")
+    write_table()
+
+
+def write_table() -> None:
+    """robustness.md from every stored result, one row per (result, way)."""
+    lines = [
+        "# Presets on many seeds",
+        "",
+        "Written by `benchmarks/robustness.py` from `results/robustness/*.json`. Final "
+        "figure per seed: its last deterministic evaluation (the policy's mode on "
+        "`eval_episodes` fresh episodes after the last iteration). `vmapped`: "
+        "`--num-seeds N` in one process; `processes`: N `--seed s` commands.",
+        "",
+        "| env | preset (changes) | steps | way | seeds at target | target | worst "
+        "| IQM [95% CI] | mean ± std | wall s | machine, date |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for path in sorted(STORE.glob("*.json")):
+        r = json.loads(path.read_text())
+        changes = ", ".join(f"{k}={v}" for k, v in r["changes"].items())
+        preset = f"{r['preset']} ({changes})" if changes else r["preset"]
+        for way, w in r["ways"].items():
+            finals = list(w["final"].values())
+            s = summarize(finals)
+            met = sum(v >= r["target"] for v in finals)
+            lines.append(
+                f"| {r['env']} | {preset} | {r['total_timesteps']:,} | {way} | "
+                f"{met}/{len(finals)} | {r['target']:g} | {min(finals):.1f} | "
+                f"{format_iqm(s, 1)} | {s.mean:.1f} ± {s.std:.1f} | "
+                f"{w['wall_s']:.0f} | {r['machine'].split(', jax')[0]}, {r['date']} |"
+            )
+    (RESULTS / "robustness.md").write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))
+
+
+if __name__ == "__main__":
+    os.chdir(ROOT)
+    main()
