@@ -77,7 +77,8 @@ def main() -> None:
         action="append",
         default=[],
         metavar="FLAG=VALUE",
-        help="another train flag, e.g. --set lr=5e-4 (a preset change to try)",
+        help="another train flag, e.g. --set lr=5e-4 or --set anneal_lr=false "
+        "(a preset change to try)",
     )
     p.add_argument("--ways", nargs="+", default=["vmapped", "processes"])
     args = p.parse_args()
@@ -91,8 +92,12 @@ def main() -> None:
     base = ["--env", args.env, "--preset", args.preset, "--total-timesteps", str(steps)]
     base += ["--eval-every", str(max(1, iterations // args.evaluations))]
     base += ["--eval-episodes", str(args.eval_episodes)]
-    for flag, value in changes.items():
-        base += [f"--{flag.replace('_', '-')}", value]
+    for field, value in changes.items():
+        flag = field.replace("_", "-")
+        if value in ("true", "false"):  # a switch: --flag / --no-flag
+            base.append(f"--{flag}" if value == "true" else f"--no-{flag}")
+        else:
+            base += [f"--{flag}", value]
 
     env = dict(os.environ)
     results: dict[str, dict] = {}

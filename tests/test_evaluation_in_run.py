@@ -24,6 +24,7 @@ from ppo_jax.analysis.evaluation import evaluate_run
 from ppo_jax.compare import main as compare_main
 from ppo_jax.evaluate import main as evaluate_main
 from ppo_jax.run.callbacks import PolicySnapshot
+from ppo_jax.run.reporting import curve_column, final_run_returns
 from ppo_jax.run.rundir import read_rows
 
 TESTS = Path(__file__).resolve().parent
@@ -117,7 +118,10 @@ def test_each_evaluation_is_evaluate_on_that_iterations_checkpoint(
         printed = capsys.readouterr().out.splitlines()[-1]
         assert printed.startswith(f"mean_return={last[run]:.2f} "), printed
 
-    # compare reads the evaluations: the last one per run is the final figure.
+    # The plot draws the evaluations; compare reads them too: the last one per
+    # run is the final figure.
+    assert curve_column(rows) == "eval_return"
+    assert final_run_returns(rows) == dict(enumerate(last))
     out_png = str(tmp_path / "c.png")
     assert compare_main([str(run_dir), "--out", out_png, "--label", "ours"]) == 0
     table = capsys.readouterr().out
