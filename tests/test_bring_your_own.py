@@ -150,7 +150,9 @@ def test_readme_examples_run(heading):
     label = f"{README_OF_HEADING[heading]}: {heading}"
     exec(compile(readme_block(heading), label, "exec"), namespace)
     returns = np.asarray(namespace["metrics"].mean_return)
-    assert np.isfinite(returns[-3:]).all()
+    # Episodes end in most late iterations (not all: CartPole's preset collects
+    # 256 steps an iteration, and a good policy's episodes are longer).
+    assert np.isfinite(returns[-10:]).sum() >= 5
     # It learned something (the first iterations may end no episode: NaN):
     # some later iteration beats the first five clearly. Not the last ones: one
     # seed of PPO on CartPole can peak at 500 and sag to ~240 by 50k steps.

@@ -5,7 +5,9 @@ environment and networks.
   iteration (rollout, returns, update), ``make_chunk``;
 - :mod:`~ppo_jax.algo.rollout`, :mod:`~ppo_jax.algo.returns`,
   :mod:`~ppo_jax.algo.update`, :mod:`~ppo_jax.algo.losses`: the phases;
-- :mod:`~ppo_jax.algo.minibatches`: shuffling a batch into minibatches;
+- :mod:`~ppo_jax.algo.batch`: the batch and its shuffled minibatches;
+- :mod:`~ppo_jax.algo.evaluation`: deterministic episodes (``eval_every``
+  inside the run, and every evaluation after it);
 - :mod:`~ppo_jax.algo.optimizer`: the optimizer, the agent state and the
   flat-parameter layout of small networks;
 - :mod:`~ppo_jax.algo.policy`, :mod:`~ppo_jax.algo.distributions`,
