@@ -45,14 +45,6 @@ if _QUICK_COMPILE not in _FLAGS:
 
 import jax  # noqa: E402 (after the cache variables, which jax reads on import)
 
-
-def pytest_xdist_auto_num_workers(config):
-    """``-n auto``: one worker more than cores. Many tests wait on
-    subprocesses they start (CLI runs, signals, kills), leaving a core idle
-    that a third worker's compiling can use."""
-    return (os.cpu_count() or 1) + 1
-
-
 # MuJoCo picks its OpenGL platform once, when first imported (test modules
 # import Playground at collection): headless EGL, as ppo_jax's families set it.
 os.environ.setdefault("MUJOCO_GL", "egl")
