@@ -49,7 +49,7 @@ CASES = (
 )
 
 
-def chunk_sps(config: PPOConfig, seeds: int, iterations: int, repeats: int):
+def chunk_sps(config: PPOConfig, seeds: int, iterations: int):
     """The compiled chunk of ``iterations`` iterations; returns a function
     that times one call (training steps per second over all runs)."""
     spec = RunSpec(config.replace(total_timesteps=10**9), num_seeds=seeds)
@@ -73,9 +73,9 @@ def measure(case: Case, episodes: int, repeats: int) -> dict | None:
     except ConfigError as e:  # an optional family that is not installed
         print(f"skip {case.env}: {e}", flush=True)
         return None
-    off = chunk_sps(base, case.seeds, case.iterations, repeats)
+    off = chunk_sps(base, case.seeds, case.iterations)
     on_config = base.replace(eval_every=case.eval_every, eval_episodes=episodes)
-    on = chunk_sps(on_config, case.seeds, case.iterations, repeats)
+    on = chunk_sps(on_config, case.seeds, case.iterations)
     times_off, times_on = [], []
     for _ in range(repeats):  # alternately: the machine's noise hits both
         times_off.append(off())

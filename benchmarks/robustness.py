@@ -132,9 +132,11 @@ def main() -> None:
         "date": date.today().isoformat(),
         "command": " ".join(["python benchmarks/robustness.py", *sys.argv[1:]]),
         "ways": {
-            way: {"wall_s": r["wall_s"], "final": {str(k): v for k, v in f.items()}}
+            way: {
+                "wall_s": r["wall_s"],
+                "final": {str(seed): v for seed, v in r["final"].items()},
+            }
             for way, r in results.items()
-            for f in [r["final"]]
         },
     }
     STORE.mkdir(parents=True, exist_ok=True)
