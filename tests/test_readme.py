@@ -9,7 +9,7 @@ TRAIN_COMMAND = (
 )
 TEST_COMMAND = (
     "python3 -m venv .venv && . .venv/bin/activate && pip install -q uv "
-    "&& uv pip install -q -e '.[test]' && python -m pytest -q"
+    "&& uv pip install -q --compile-bytecode -e '.[test]' && python -m pytest -q"
 )
 
 
