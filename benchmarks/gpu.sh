@@ -2,6 +2,9 @@
 # ppo_jax on one GPU: throughput, compile time and memory (benchmarks/gpu.py).
 #
 #   bash benchmarks/gpu.sh [SECONDS [--only playground]]   # budget 360 s; < 8 min
+#   bash benchmarks/gpu.sh protocol NAME [--tasks T ...]   # benchmarks/protocols.py
+#   (e.g. protocol playground-dmc-60m --tasks CartpoleBalance, or protocol
+#   cleanrl-dmc-1m: every task of a protocol runs; not yet timed on a GPU)
 #
 # Needs jax with GPU support and ppo_jax's dependencies. On a machine with
 # internet access, from the repository root:
@@ -26,5 +29,13 @@ nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader ||
 python3 -c 'from importlib.metadata import version as v; print(*(f"{p} {v(p)}" for p in ("jax", "jaxlib", "flax", "optax", "gymnax", "distrax")))'
 # Allocate on demand, so that peak memory is what the programs use.
 export XLA_PYTHON_CLIENT_PREALLOCATE=false PYTHONUNBUFFERED=1
+if [ "${1:-}" = protocol ]; then
+    python3 benchmarks/protocols.py "${@:2}" --device all
+    if [ -n "${OUT:-}" ]; then
+        cp -r benchmarks/results/protocols benchmarks/results/protocols*.md \
+            benchmarks/results/protocols_*.png "$OUT"/
+    fi
+    exit 0
+fi
 python3 benchmarks/gpu.py --budget "${1:-360}" --out benchmarks/results "${@:2}"
 if [ -n "${OUT:-}" ]; then cp benchmarks/results/gpu*.md benchmarks/results/gpu*.json "$OUT"/; fi

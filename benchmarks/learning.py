@@ -97,7 +97,8 @@ def train_and_evaluate(config: PPOConfig, keys: jax.Array, episodes: int):
     evaluate each final policy deterministically for ``episodes`` episodes.
 
     Returns ``(metrics, eval_returns, compile_s, train_s)``: the seeds' device
-    ``Metrics``, the ``[seeds, episodes]`` evaluation returns and the seconds
+    ``Metrics``, the ``[seeds, episodes]`` evaluation returns (none when
+    ``episodes`` is 0) and the seconds
     to compile and to train (compilation excluded).
     """
     seeds = len(keys)
@@ -109,6 +110,8 @@ def train_and_evaluate(config: PPOConfig, keys: jax.Array, episodes: int):
     runner, metrics = jax.block_until_ready(compiled(keys))
     train_s = time.perf_counter() - t
 
+    if episodes == 0:  # no evaluation (e.g. 100,000-step Craftax episodes)
+        return metrics, np.full((seeds, 0), np.nan), compile_s, train_s
     pipeline = build_pipeline(config)
 
     def evaluate(params, obs_stats, key):
@@ -158,7 +161,11 @@ def run(
         "config": config.to_dict(),
         "set": {k: v for k, v in fields.items() if k not in ("network", "hide_obs")},
         "train_return": last_iterations_return(metrics).tolist(),
-        "eval_return": np.asarray(eval_returns).mean(axis=1).tolist(),
+        "eval_return": (
+            np.asarray(eval_returns).mean(axis=1).tolist()
+            if episodes
+            else [float("nan")] * seeds
+        ),
         "eval_episodes": episodes,
         "threshold": threshold,
         "steps_to_threshold": hit,

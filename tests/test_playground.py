@@ -132,7 +132,7 @@ def test_cartpole_balance_adapter_shapes(cartpole):
     assert not spec.discrete and spec.action_dim == 1
     assert list(spec.action_low) == [-1.0] and list(spec.action_high) == [1.0]
     assert spec.max_episode_steps == 1000
-    assert config.gamma == 0.995  # the DM Control preset (Playground's discount)
+    assert (config.num_envs, config.rollout_length, config.gamma) == (1, 2048, 0.99)
 
 
 def test_auto_reset_keeps_the_final_observation_of_playgrounds_own_step(cartpole):
