@@ -43,7 +43,13 @@ except ImportError:
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import learning  # noqa: E402
-from common import machine, random_action_steps, reset_then, timed  # noqa: E402
+from common import (  # noqa: E402
+    CRAFTAX_TUNED,
+    machine,
+    random_action_steps,
+    reset_then,
+    timed,
+)
 
 from ppo_jax import PPOConfig, build_pipeline  # noqa: E402
 from ppo_jax.algo.ppo import make_chunk  # noqa: E402
@@ -51,36 +57,6 @@ from ppo_jax.envs import preset_config  # noqa: E402
 
 RESULTS = Path(__file__).parent / "results"
 ENV = "craftax/Craftax-Classic-Symbolic-v1"
-# The Craftax paper's PPO (Matthews et al., 2024; Craftax_Baselines ppo.py
-# defaults): 1024 envs x 64 steps, lr 2e-4 annealed, gamma 0.99, GAE lambda
-# 0.8, clip 0.2, entropy 0.01, value 0.5 with value clipping, gradient norm 1.0,
-# Adam eps 1e-5, 4 epochs x 8 minibatches, actor and critic of 3 x 512 tanh
-# layers (orthogonal init), no observation or reward normalization. Scaled to
-# a 2-core CPU: 64 envs (a 16th of the batch per iteration, minibatches of
-# 512). On top of the tuned preset (one Adam for both networks, bootstrap
-# at the time limit, a Categorical policy).
-CRAFTAX_TUNED: dict[str, Any] = {
-    "num_envs": 64,
-    "rollout_length": 64,
-    "lr": 2e-4,
-    "anneal_lr": True,
-    "gamma": 0.99,
-    "advantage": "gae",
-    "gae_lambda": 0.8,
-    "clip_eps": 0.2,
-    "ent_coef": 0.01,
-    "vf_coef": 0.5,
-    "clip_value": True,
-    "max_grad_norm": 1.0,
-    "adam_eps": 1e-5,
-    "update_epochs": 4,
-    "num_minibatches": 8,
-    "hidden_sizes": (512, 512, 512),
-    "activation": "tanh",
-    "ortho_init": True,
-    "normalize_obs": False,
-    "normalize_reward": False,
-}
 ENV_STEPS = 256  # scan length of the env-only measurement
 PER_ENV_STEPS = 16  # the per-env-reset variant is ~30x slower
 

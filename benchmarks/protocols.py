@@ -38,7 +38,7 @@ from typing import Any, Literal
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).parent))
-from craftax_speed import CRAFTAX_TUNED  # noqa: E402
+from common import CRAFTAX_TUNED  # noqa: E402
 from learning import run  # noqa: E402
 
 from ppo_jax.run.statistics import format_iqm, summarize  # noqa: E402
@@ -344,7 +344,7 @@ def report() -> str:
             f"`python benchmarks/protocols.py {protocol.name} --device all` "
             f"(CPU tasks only without `--device all`). Reference: "
             f"{protocol.source}; run with {protocol.reference_settings}. "
-            f"Compared: the {protocol.compared} return ({protocol.unit}), "
+            f"Compared: {protocol.compared} {protocol.unit}, "
             f"{protocol.seeds} seeds, {protocol.total_timesteps:,} steps. "
             f"{protocol.notes}",
             "",

@@ -33,4 +33,5 @@ python -m pytest -q -p no:cacheprovider \
     tests/test_returns.py tests/test_losses.py tests/test_distributions.py \
     tests/test_normalization.py tests/test_update.py tests/test_train.py \
     tests/test_config.py tests/test_config_files.py tests/test_networks.py \
-    tests/test_checkpoint.py tests/test_statistics.py tests/test_learning.py
+    tests/test_checkpoint.py tests/test_statistics.py tests/test_learning.py \
+    tests/test_schedules.py tests/test_evaluation_in_run.py

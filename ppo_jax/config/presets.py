@@ -80,11 +80,14 @@ DM_CONTROL_TASKS = (
 # minibatches of 64, lr 3e-4 annealed, gamma 0.99, GAE 0.95, value clipping,
 # no entropy bonus, 1M steps. Laid out for samples, not steps per second:
 # at 1M steps on 3 seeds (benchmarks/results/protocols.md) it reached
-# CleanRL's means where the earlier layout for speed (Playground's settings
+# CleanRL's means on 4 of the 6 contact-free tasks and 0.96x on the other two,
+# where the earlier layout for speed (Playground's settings
 # scaled to 128 envs x 32 steps, 4 x 4 updates; 100k+ steps/s) was far
 # behind (CartpoleSwingup 866 against 152; CartpoleBalance 990 against 316),
 # and it beat that layout's 3M-5M results. 8 envs x 256 steps (the same
-# batch, 4x the steps/s) did worse on CartpoleSwingup (738 against 866).
+# batch, 4x the steps/s) did worse on CartpoleSwingup (738 against 866). On
+# 16 seeds (benchmarks/results/robustness.md) one seed each ends below the
+# cartpoles' targets (900, 700); a constant rate and 2M steps did worse.
 _DM_CONTROL_TUNED: dict[str, Any] = {
     "num_envs": 1,
     "rollout_length": 2048,
