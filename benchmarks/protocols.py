@@ -80,10 +80,10 @@ class Protocol:
     reference_settings: str = ""  # the settings the reference ran with
 
 
-# The DM Control `tuned` preset until 2026-12-03, laid out for steps per
-# second on 2 cores (Playground's settings scaled: 128 envs x 32 steps, 4 x 4
-# updates, discount 0.995, lr 1e-3 annealed, entropy 0.01, no value
-# clipping), with its per-task changes (SPEED_LAYOUT_TASKS). Since then
+# The DM Control `tuned` preset before commit 89e569e (2026-12-04), laid out
+# for steps per second on 2 cores (Playground's settings scaled: 128 envs x
+# 32 steps, 4 x 4 updates, discount 0.995, lr 1e-3 annealed, entropy 0.01,
+# no value clipping), with its per-task changes (SPEED_LAYOUT_TASKS). Since then
 # `tuned` is CleanRL's own settings (ppo_jax/config/presets.py), so the
 # `tuned` rows are CleanRL's settings in ppo_jax.
 SPEED_LAYOUT: dict[str, Any] = {
