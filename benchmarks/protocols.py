@@ -204,9 +204,9 @@ PROTOCOLS: dict[str, Protocol] = {
                 "The tuned MinAtar preset (64 envs x 128 steps, 8 x 4 updates, "
                 "lr 5e-3 annealed) at 10M steps. On 2 CPU cores, 3 vmapped seeds of "
                 "the MLP trained Breakout at 67k and SpaceInvaders at 48k steps/s "
-                "(8-11 minutes); Asterix and Freeway ran at 17k and 14k steps/s in "
-                "1M-step runs (30-36 minutes at 10M), the CNN at 4k-7k (over an "
-                "hour a game)."
+                "(8-11 minutes), Asterix at 62k (8 minutes); Freeway took 18 "
+                "minutes (28k steps/s, with the CPU shared by another job); the "
+                "CNN ran at 4k-7k steps/s in 1M-step runs (over an hour a game)."
             ),
         ),
         Protocol(
@@ -366,6 +366,7 @@ def report() -> str:
             "| date |",
             "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
         ]
+        lines += [_row(protocol, r) for r in runs]
         done = {(r["task"], r["settings"]) for r in runs}
         for task in protocol.tasks:
             for label in protocol.settings:
@@ -377,6 +378,20 @@ def report() -> str:
         if runs:
             lines += ["", f"![curves](protocols_{protocol.name}.png)"]
     return "\n".join(lines) + "\n"
+
+
+def _row(protocol: Protocol, record: dict) -> str:
+    """One stored run as a row of the protocol's table."""
+    s = scores(protocol, record)
+    machine = str(record["machine"]).split(", jax")[0]
+    return (
+        f"| {record['task']} | {_reference(record['reference'])} "
+        f"| {record['settings']} | {record['seeds']} | {record['steps']:,} "
+        f"| {format_iqm(summarize(s))} | {s.mean():.1f} ± {s.std():.1f} "
+        f"| {ratio(float(s.mean()), record['reference'])} "
+        f"| {record['train_s']:.0f} | {record['compile_s']:.0f} "
+        f"| {record['sps']:,.0f} | {machine} | {record['date']} |"
+    )
 
 
 def _reference(value: float | None) -> str:
@@ -451,10 +466,10 @@ def main() -> None:
     args = p.parse_args()
     if args.list:
         for protocol in PROTOCOLS.values():
-            tasks = ", ".join(f"{t.label} ({t.device})" for t in protocol.tasks)
+            listed = ", ".join(f"{t.label} ({t.device})" for t in protocol.tasks)
             print(
                 f"{protocol.name}: {protocol.title}; settings "
-                f"{', '.join(protocol.settings)}; tasks {tasks}"
+                f"{', '.join(protocol.settings)}; tasks {listed}"
             )
         return
     if args.report or args.protocol is None:
