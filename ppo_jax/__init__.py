@@ -39,6 +39,7 @@ if TYPE_CHECKING:  # the real names and signatures, for mypy and editors
     from ppo_jax.config.runspec import RunSpec
     from ppo_jax.config.schema import ConfigError
     from ppo_jax.envs import FAMILIES, Environment, EnvSpec, make_env
+    from ppo_jax.envs.contract import MaskedObservation, MultiDiscrete
     from ppo_jax.networks import (
         NETWORKS,
         ActorCritic,
@@ -62,6 +63,8 @@ _EXPORTS = {
     "Environment": "ppo_jax.envs",
     "FAMILIES": "ppo_jax.envs",
     "make_env": "ppo_jax.envs",
+    "MaskedObservation": "ppo_jax.envs.contract",
+    "MultiDiscrete": "ppo_jax.envs.contract",
     "ActorCritic": "ppo_jax.networks",
     "ActorOutput": "ppo_jax.networks",
     "Network": "ppo_jax.networks",
@@ -98,7 +101,9 @@ __all__ = [
     "Experiment",
     "FAMILIES",
     "Hyperparams",
+    "MaskedObservation",
     "Metrics",
+    "MultiDiscrete",
     "NETWORKS",
     "Network",
     "NetworkFactory",

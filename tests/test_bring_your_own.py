@@ -83,13 +83,19 @@ MALFORMED = [
     (["--env", "user_components:NoFinalObservation"], "final_observation"),
     (["--env", "user_components:MatrixActions"], "Discrete or a 1-D Box"),
     (["--env", "user_components:VectorReward"], "reward must be a scalar array"),
-    (["--env", "user_components:DictObservations"], "obs_key=None is not allowed"),
+    (
+        ["--env", "user_components:DictObservations"],
+        "network='mlp' is not allowed: structured for dict observations read whole",
+    ),
     (["--env", "user_components:Nowhere"], "no 'Nowhere'"),
     (["--env", "no_such_module:Env"], "an importable module"),
     (["--network", "user_components:too_wide_networks"], "has shape (4,), not (5,)"),
     (["--network", "user_components:tuple_networks"], "not a tuple"),
     (["--network", "user_components:failing_networks"], "no GPU found"),
-    (["--network", "lstm"], "one of mlp, cnn, gru, cnn-gru, or module:factory"),
+    (
+        ["--network", "lstm"],
+        "one of mlp, cnn, gru, cnn-gru, structured, structured-gru, or module:factory",
+    ),
     (
         ["--env", "user_components:EndlessMatch", "--eval-every", "2"],
         "eval_every=2 is not allowed: 0 (off) for user_components:EndlessMatch, "

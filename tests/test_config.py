@@ -51,3 +51,23 @@ def test_family_prefix_names_the_same_env_and_preset_overrides():
         make_env(PPOConfig(env_name="mujoco/Ant-v5"))
     with pytest.raises(ConfigError, match="did you mean CartPole-v1"):
         make_env(PPOConfig(env_name="gymnax/CartPole-v2"))
+
+
+def test_a_family_table_applies_to_every_task_of_its_family():
+    from ppo_jax.config.presets import ENV_OVERRIDES, FAMILY_OVERRIDES
+
+    grid = FAMILY_OVERRIDES[("tuned", "navix")]
+    for name in ("navix/Navix-Empty-5x5-v0", "navix/Navix-DoorKey-8x8-v0"):
+        config = PPOConfig.from_preset("tuned", env_name=name, seed=3)
+        assert all(getattr(config, k) == v for k, v in grid.items()), name
+        assert config.seed == 3  # the user's overrides come last
+    # A task's own table wins over its family's; no family, no table.
+    assert ("tuned", "CartPole-v1") in ENV_OVERRIDES
+    cartpole = PPOConfig.from_preset("tuned", env_name="gymnax/CartPole-v1")
+    assert (
+        cartpole.rollout_length
+        == ENV_OVERRIDES[("tuned", "CartPole-v1")]["rollout_length"]
+    )
+    assert PPOConfig.from_preset("tuned", env_name="my_module:Env") == PRESETS[
+        "tuned"
+    ].replace(env_name="my_module:Env")

@@ -9,11 +9,13 @@ from pathlib import Path
 import jax
 import numpy as np
 import pytest
-from conftest import run_module
+from conftest import USER_ENV, run_module
 from test_hostile import one_line_refusal
 
+from ppo_jax import MaskedObservation
 from ppo_jax.analysis.evaluation import load_policy, load_run
 from ppo_jax.analysis.exporting import export_npz, export_onnx
+from ppo_jax.envs.contract import actor_part
 from ppo_jax.export import main as export_main
 from ppo_jax.run.rundir import CHECKPOINT_FILE, save_checkpoint
 
@@ -30,7 +32,9 @@ BOOST = 300.0  # output layer scale: tiny runs act near 0, far inside the bounds
 
 
 def train(run_dir, *args):
-    proc = run_module("ppo_jax.train", *TUNED_TINY, *args, "--run-dir", str(run_dir))
+    proc = run_module(
+        "ppo_jax.train", *TUNED_TINY, *args, "--run-dir", str(run_dir), env=USER_ENV
+    )
     assert proc.returncode == 0, proc.stderr
     return run_dir
 
@@ -60,12 +64,20 @@ def cartpole_run(tmp_path_factory):
     return train(run_dir, "--env", "CartPole-v1", "--num-seeds", "2")
 
 
-@pytest.fixture(params=["pendulum", "cartpole"])
+@pytest.fixture(scope="session")
+def pair_run(tmp_path_factory):
+    """A run of a user's env with legal-action masks and MultiDiscrete (3, 4)
+    actions (tests/user_components.py)."""
+    run_dir = tmp_path_factory.mktemp("export") / "pair"
+    return train(run_dir, "--env", "user_components:MaskedPairEnv")
+
+
+@pytest.fixture(params=["pendulum", "cartpole", "pair"])
 def run_dir(request):
     return request.getfixturevalue(f"{request.param}_run")
 
 
-RUNS = [("pendulum", 0), ("cartpole", 0), ("cartpole", 1)]
+RUNS = [("pendulum", 0), ("cartpole", 0), ("cartpole", 1), ("pair", 0)]
 
 
 def observations(run_dir, batch, seed=0):
@@ -74,12 +86,29 @@ def observations(run_dir, batch, seed=0):
     rng = np.random.default_rng(seed)
     shape = (batch, *pipeline.spec.obs_shape)
     scale = rng.choice([0.01, 1.0, 10.0, 1e4], size=shape)
-    return (rng.normal(size=shape) * scale).astype(np.float32)
+    obs = (rng.normal(size=shape) * scale).astype(np.float32)
+    if not pipeline.spec.action_mask:
+        return obs
+    # Random legal actions, at least one per part.
+    parts = pipeline.spec.action_parts or (pipeline.spec.action_dim,)
+    masks = []
+    for n in parts:
+        mask = rng.random((batch, n)) < 0.4
+        mask[np.arange(batch), rng.integers(0, n, batch)] = True
+        masks.append(mask)
+    return MaskedObservation(obs, np.concatenate(masks, -1))
 
 
 def onnx_policy(path):
     session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-    return lambda obs: session.run(["action"], {"obs": obs})[0]
+
+    def act(obs):
+        if isinstance(obs, MaskedObservation):
+            mask = obs.action_mask.astype(np.float32)  # 1 legal, 0 illegal
+            return session.run(["action"], {"obs": obs.obs, "action_mask": mask})[0]
+        return session.run(["action"], {"obs": obs})[0]
+
+    return act
 
 
 def assert_same_actions(got, want, discrete):
@@ -139,7 +168,7 @@ def npz_policy(path):
     """The deterministic policy rebuilt from the npz alone, with numpy, from
     the layout ppo_jax.analysis.exporting documents (MLP networks)."""
     z = dict(np.load(path, allow_pickle=False))
-    assert int(z["format_version"]) == 1 and str(z["network"]) == "mlp"
+    assert int(z["format_version"]) == 2 and str(z["network"]) == "mlp"
     activation = {"tanh": np.tanh, "relu": lambda x: np.maximum(x, 0)}[
         str(z["activation"])
     ]
@@ -150,6 +179,10 @@ def npz_policy(path):
     ]
 
     def policy(obs):
+        mask = None
+        if isinstance(obs, MaskedObservation):
+            obs, mask = obs
+        assert (mask is not None) == bool(z["action_mask"])
         x = obs.astype(np.float32)
         if z["normalize_obs"]:
             x = (x - z["obs_mean"]) / np.sqrt(z["obs_var"] + z["obs_eps"])
@@ -159,7 +192,21 @@ def npz_policy(path):
             x = x @ kernel + bias
             if i < k:
                 x = activation(x)
-        action = x.argmax(-1).astype(np.int32) if z["discrete"] else x
+        if mask is not None:
+            x = np.where(mask, x, -np.inf)
+        if not z["discrete"]:
+            action = x
+        elif len(z["action_parts"]):  # one argmax per part
+            ends = np.cumsum(z["action_parts"])
+            action = np.stack(
+                [
+                    x[:, e - n : e].argmax(-1)
+                    for n, e in zip(z["action_parts"], ends, strict=True)
+                ],
+                -1,
+            ).astype(np.int32)
+        else:
+            action = x.argmax(-1).astype(np.int32)
         if z["clip_actions"]:
             action = np.clip(action, z["action_low"], z["action_high"])
         return action
@@ -175,7 +222,8 @@ def test_npz_layout_rebuilds_the_policy(run_dir, tmp_path):
     assert bool(z["clip_actions"]) == (not pipeline.spec.discrete)
     assert ("action_low" in z) == bool(z["clip_actions"])
     assert tuple(z["obs_shape"]) == pipeline.spec.obs_shape
-    np.testing.assert_array_equal(z["obs_mean"], runner.envs.obs_stats.mean)
+    stats = actor_part(runner.envs.obs_stats)  # without a mask's ()
+    np.testing.assert_array_equal(z["obs_mean"], stats.mean)
     obs = observations(run_dir, 64)
     want = load_policy(run_dir)(obs)
     got = policy(obs)
@@ -214,7 +262,7 @@ def test_cli_overwrite_replaces(pendulum_run, tmp_path):
     out.write_bytes(b"old")
     args = [str(pendulum_run), "--format", "npz", "--out", str(out)]
     assert export_main([*args, "--overwrite"]) == 0
-    assert npz_policy(out)[1]["format_version"] == 1
+    assert npz_policy(out)[1]["format_version"] == 2
 
 
 def test_python_dash_m_export(pendulum_run, tmp_path):

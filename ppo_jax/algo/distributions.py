@@ -5,10 +5,18 @@
   sqrt(0.5) ~= 0.7071), never learned;
 - continuous actions, ``policy_std="learned"``: diagonal Gaussian with the
   actor's state-independent learned log-std;
-- discrete actions: Categorical over the actor's logits.
+- discrete actions: Categorical over the actor's logits; multi-discrete
+  actions (``parts``, MultiDiscrete's ``nvec``): one Categorical per part over
+  its slice of the logits, independent.
 
-``log_prob`` sums over action dimensions (shape ``[...]``), like torch's
-``MultivariateNormal``.
+A legal-action mask (bool, the logits' shape) sets the logits of illegal
+actions to the lowest float32: they get probability exactly 0, so they are
+never sampled nor chosen, and log-probabilities and entropy are those of the
+distribution over the legal actions alone (a finite lowest value rather than
+-inf keeps ``0 * log 0`` terms at 0, not NaN).
+
+``log_prob`` sums over action dimensions and parts (shape ``[...]``), like
+torch's ``MultivariateNormal``.
 """
 
 from __future__ import annotations
@@ -18,6 +26,7 @@ from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 import ppo_jax._compat  # noqa: F401  (before distrax: see that module)
 
@@ -45,45 +54,110 @@ def learned_std_gaussian(
     )
 
 
-def categorical(logits: jax.Array) -> distrax.Categorical:
-    """Categorical over the last axis of ``logits`` ``[..., num_actions]``."""
-    return distrax.Categorical(logits=logits)
+# The logit of an illegal action (and of a multi-discrete part's padding).
+ILLEGAL_LOGIT = float(np.finfo(np.float32).min)
+
+
+def masked_logits(logits: jax.Array, mask: jax.Array | None) -> jax.Array:
+    """``logits`` with illegal actions (``mask`` False) at the lowest float."""
+    if mask is None:
+        return logits
+    return jnp.where(mask, logits, jnp.asarray(ILLEGAL_LOGIT, logits.dtype))
+
+
+def categorical(
+    logits: jax.Array, mask: jax.Array | None = None
+) -> distrax.Categorical:
+    """Categorical over the last axis of ``logits`` ``[..., num_actions]``,
+    over the legal actions of ``mask`` (bool, same shape) when given."""
+    return distrax.Categorical(logits=masked_logits(logits, mask))
+
+
+def part_layout(parts: tuple[int, ...]) -> tuple[np.ndarray, np.ndarray]:
+    """Where each part's choices sit in the flat logits ``[sum(parts)]``:
+    ``(index, valid)``, both ``[len(parts), max(parts)]``; rows shorter than
+    the longest part are padded (``valid`` False, index 0)."""
+    width = max(parts)
+    starts = np.cumsum((0,) + parts[:-1])
+    columns = np.arange(width)
+    valid = columns[None, :] < np.asarray(parts)[:, None]
+    index = np.where(valid, starts[:, None] + columns[None, :], 0)
+    return index.astype(np.int32), valid
+
+
+def multi_categorical(
+    logits: jax.Array, parts: tuple[int, ...], mask: jax.Array | None = None
+) -> distrax.Distribution:
+    """Independent Categoricals, part ``i`` over its ``parts[i]`` slice of
+    ``logits`` ``[..., sum(parts)]`` (and of ``mask``); actions int32
+    ``[..., len(parts)]``, log-probability and entropy summed over parts."""
+    index, valid = part_layout(parts)
+    legal = valid if mask is None else valid & mask[..., index]
+    part_logits = masked_logits(logits[..., index], jnp.asarray(legal))
+    return distrax.Independent(distrax.Categorical(logits=part_logits), 1)
 
 
 class ActionDistribution(NamedTuple):
-    """How the actor's output becomes actions."""
+    """How the actor's output (and the legal-action mask, if any) becomes
+    actions."""
 
-    # (actor output, hparams) -> distrax distribution over actions
-    dist: Callable[[ActorOutput, Hyperparams], distrax.Distribution]
-    # actor output -> deterministic action (Gaussian mean, or int32 argmax)
-    mode: Callable[[ActorOutput], jax.Array]
+    # (actor output, hparams, mask or None) -> distrax distribution over actions
+    dist: Callable[[ActorOutput, Hyperparams, jax.Array | None], distrax.Distribution]
+    # (actor output, mask or None) -> deterministic action (Gaussian mean, or
+    # int32 argmax over legal actions, per part)
+    mode: Callable[[ActorOutput, jax.Array | None], jax.Array]
 
 
-def _fixed(a: ActorOutput, hp: Hyperparams) -> distrax.Distribution:
+def _fixed(
+    a: ActorOutput, hp: Hyperparams, mask: jax.Array | None = None
+) -> distrax.Distribution:
     return fixed_variance_gaussian(a.out, hp.action_variance)
 
 
-def _learned(a: ActorOutput, hp: Hyperparams) -> distrax.Distribution:
+def _learned(
+    a: ActorOutput, hp: Hyperparams, mask: jax.Array | None = None
+) -> distrax.Distribution:
     assert a.log_std is not None  # the network checks guarantee it
     return learned_std_gaussian(a.out, a.log_std)
 
 
-def _categorical(a: ActorOutput, hp: Hyperparams) -> distrax.Distribution:
-    return categorical(a.out)
+def _categorical(
+    a: ActorOutput, hp: Hyperparams, mask: jax.Array | None = None
+) -> distrax.Distribution:
+    return categorical(a.out, mask)
 
 
-def _mean(a: ActorOutput) -> jax.Array:
+def _mean(a: ActorOutput, mask: jax.Array | None = None) -> jax.Array:
     return a.out
 
 
-def _argmax(a: ActorOutput) -> jax.Array:
-    return jnp.argmax(a.out, axis=-1).astype(jnp.int32)
+def _argmax(a: ActorOutput, mask: jax.Array | None = None) -> jax.Array:
+    return jnp.argmax(masked_logits(a.out, mask), axis=-1).astype(jnp.int32)
+
+
+def _multi_discrete(parts: tuple[int, ...]) -> ActionDistribution:
+    index, valid = part_layout(parts)
+
+    def dist(
+        a: ActorOutput, hp: Hyperparams, mask: jax.Array | None = None
+    ) -> distrax.Distribution:
+        return multi_categorical(a.out, parts, mask)
+
+    def mode(a: ActorOutput, mask: jax.Array | None = None) -> jax.Array:
+        legal = valid if mask is None else valid & mask[..., index]
+        part_logits = masked_logits(a.out[..., index], jnp.asarray(legal))
+        return jnp.argmax(part_logits, axis=-1).astype(jnp.int32)
+
+    return ActionDistribution(dist=dist, mode=mode)
 
 
 def make_action_distribution(
-    discrete: bool, policy_std: str | None
+    discrete: bool, policy_std: str | None, parts: tuple[int, ...] = ()
 ) -> ActionDistribution:
-    """Categorical for discrete actions; the ``policy_std`` Gaussian otherwise."""
+    """Categorical for discrete actions (one per part of ``parts``, a
+    MultiDiscrete's ``nvec``); the ``policy_std`` Gaussian otherwise."""
+    if discrete and parts:
+        return _multi_discrete(parts)
     if discrete:
         return ActionDistribution(dist=_categorical, mode=_argmax)
     return ActionDistribution(

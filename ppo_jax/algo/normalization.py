@@ -14,6 +14,8 @@ import jax
 import jax.numpy as jnp
 from flax import struct
 
+from ppo_jax.envs.contract import AsymmetricObservation, MaskedObservation
+
 CLIP = 10.0
 EPS = 1e-8
 
@@ -47,20 +49,45 @@ def update_running_stats(stats: RunningMeanStd, batch: jax.Array) -> RunningMean
 
 
 def init_observation_stats(obs: Any) -> Any:
-    """One :class:`RunningMeanStd` per leaf of a batch of observations
-    ``[N, *shape]`` (one for an array; actor and critic parts of an
-    ``AsymmetricObservation``), with the leaf's ``shape``."""
-    return jax.tree.map(lambda x: init_running_stats(x.shape[1:]), obs)
+    """Statistics for a batch of observations ``[N, *shape]``, of the same
+    structure: a :class:`RunningMeanStd` of the leaf's ``shape`` for an array
+    observation (whatever its dtype, as gym's wrapper), for each part of an
+    ``AsymmetricObservation``, and for each *float* leaf of a structured
+    observation (a dict or tuple of arrays: integer ids and boolean flags are
+    not measurements); ``()`` (nothing, never normalized) for its other leaves
+    and for an action mask."""
+    if isinstance(obs, MaskedObservation):
+        return MaskedObservation(init_observation_stats(obs.obs), ())
+    if isinstance(obs, AsymmetricObservation):
+        return AsymmetricObservation(*map(init_observation_stats, obs))
+    if hasattr(obs, "shape"):
+        return init_running_stats(obs.shape[1:])
+
+    def leaf_stats(x: Any) -> Any:
+        floating = jnp.issubdtype(x.dtype, jnp.floating)
+        return init_running_stats(x.shape[1:]) if floating else ()
+
+    return jax.tree.map(leaf_stats, obs)
 
 
 def update_observation_stats(stats: Any, obs: Any) -> Any:
-    """:func:`update_running_stats` for every leaf of ``obs`` ``[N, ...]``."""
-    return jax.tree.map(lambda x, s: update_running_stats(s, x), obs, stats)
+    """:func:`update_running_stats` for every leaf of ``obs`` ``[N, ...]``
+    that has statistics."""
+
+    def update(x: jax.Array, s: Any) -> Any:
+        return update_running_stats(s, x) if isinstance(s, RunningMeanStd) else s
+
+    return jax.tree.map(update, obs, stats)
 
 
 def normalize_observation(obs: Any, stats: Any) -> Any:
-    """:func:`normalize` for every leaf of ``obs`` with its own statistics."""
-    return jax.tree.map(lambda x, s: normalize(x, s), obs, stats)
+    """:func:`normalize` for every leaf of ``obs`` that has statistics; the
+    others (ids, flags, the action mask) as they are."""
+
+    def norm(x: jax.Array, s: Any) -> jax.Array:
+        return normalize(x, s) if isinstance(s, RunningMeanStd) else x
+
+    return jax.tree.map(norm, obs, stats)
 
 
 def normalize(x: jax.Array, stats: RunningMeanStd) -> jax.Array:

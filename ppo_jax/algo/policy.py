@@ -9,7 +9,7 @@ clipping are written once, here.
 from __future__ import annotations
 
 import dataclasses
-from typing import NamedTuple, TypeAlias
+from typing import Any, NamedTuple, TypeAlias
 
 import distrax
 import jax
@@ -19,15 +19,29 @@ import numpy as np
 from ppo_jax.algo.distributions import ActionDistribution, make_action_distribution
 from ppo_jax.algo.normalization import RunningMeanStd, normalize_observation
 from ppo_jax.config.ppo_config import Hyperparams, PPOConfig
-from ppo_jax.envs.contract import AsymmetricObservation, EnvSpec, PyTree, actor_part
+from ppo_jax.envs.contract import (
+    AsymmetricObservation,
+    EnvSpec,
+    MaskedObservation,
+    PyTree,
+    action_mask_of,
+    actor_part,
+)
 from ppo_jax.networks import ActorOutput, AnyNetwork, Network, Params
 from ppo_jax.networks.memory import apply_sequence, initial_carry, network_step
 
-# An observation batch ``[..., *obs_shape]``, or with ``critic_obs_key`` an
-# AsymmetricObservation of the actor's and the critic's parts; the statistics
-# have the same structure with a RunningMeanStd per part.
-Observation: TypeAlias = jax.Array | AsymmetricObservation
-ObservationStats: TypeAlias = RunningMeanStd | AsymmetricObservation
+# An observation batch ``[..., *obs_shape]``, a dict of entries read whole
+# (structured), or with ``critic_obs_key`` an AsymmetricObservation of the
+# actor's and the critic's parts, or any of these with its legal-action mask
+# as a MaskedObservation; the statistics have the same structure with a
+# RunningMeanStd per normalized part (``()`` for the mask and non-float
+# entries).
+Observation: TypeAlias = (
+    jax.Array | dict[str, jax.Array] | AsymmetricObservation | MaskedObservation
+)
+ObservationStats: TypeAlias = (
+    RunningMeanStd | dict[str, Any] | AsymmetricObservation | MaskedObservation
+)
 
 
 class PolicySample(NamedTuple):
@@ -36,7 +50,8 @@ class PolicySample(NamedTuple):
     # [..., *obs_shape] what the actor saw (normalized if on); with
     # critic_obs_key an AsymmetricObservation of what actor and critic see.
     seen_obs: Observation
-    action: jax.Array  # [..., action_dim] float32 or [...] int32, as sampled
+    # [..., action_dim] float32, [...] int32 or [..., parts] int32, as sampled
+    action: jax.Array
     log_prob: jax.Array  # [...] log-probability of ``action``
     env_action: jax.Array  # ``action`` as sent to the env (clipped if on)
     carry: PyTree  # the actor's carry after this step (``()``: no memory)
@@ -70,11 +85,14 @@ class Policy:
         self, params: Params, seen_obs: Observation, hp: Hyperparams
     ) -> distrax.Distribution:
         """The action distribution for already observed (``observe``) inputs
-        (the actor's part of them); a feedforward actor only."""
+        (the actor's part of them, and their action mask); a feedforward
+        actor only."""
         if not isinstance(self.actor, Network):
             raise TypeError("a recurrent actor's distribution is sequence_dist's")
         return self.distribution.dist(
-            self.actor.apply(params, actor_part(seen_obs)), hp
+            self.actor.apply(params, actor_part(seen_obs)),
+            hp,
+            action_mask_of(seen_obs),
         )
 
     def sequence_dist(
@@ -94,7 +112,7 @@ class Policy:
             # Stacked by a scan of step over time, [T, action_dim]: one row per
             # step, all the same state-independent parameter.
             out = out._replace(log_std=out.log_std[0])
-        return self.distribution.dist(out, hp)
+        return self.distribution.dist(out, hp, action_mask_of(seen_obs))
 
     def to_env(self, action: jax.Array) -> jax.Array:
         """The action the env receives: clipped to its bounds when enabled."""
@@ -116,7 +134,7 @@ class Policy:
         stored and scored, the env may get a clipped copy."""
         seen = self.observe(obs, obs_stats)
         carry, out = network_step(self.actor, params, carry, actor_part(seen))
-        dist = self.distribution.dist(out, hp)
+        dist = self.distribution.dist(out, hp, action_mask_of(seen))
         action, log_prob = dist.sample_and_log_prob(seed=key)
         return PolicySample(seen, action, log_prob, self.to_env(action), carry)
 
@@ -129,12 +147,14 @@ class Policy:
     ) -> tuple[jax.Array, PyTree]:
         """``(action, next carry)``: the deterministic action (Gaussian mean or
         most likely discrete action) for raw observations, as sent to the env.
-        ``obs`` may be the actor's part alone (``load_policy``, exports);
-        ``carry`` starts an episode as :meth:`initial_carry`."""
-        raw = jnp.asarray(actor_part(obs))
+        ``obs`` may be the actor's part alone (``load_policy``, exports;
+        a MaskedObservation of it where the env masks actions); ``carry``
+        starts an episode as :meth:`initial_carry`."""
+        raw = jax.tree.map(jnp.asarray, actor_part(obs))
         seen: jax.Array = actor_part(self.observe(raw, actor_part(obs_stats)))
         carry, out = network_step(self.actor, params, carry, seen)
-        return self.to_env(self.distribution.mode(out)), carry
+        mode = self.distribution.mode(out, action_mask_of(obs))
+        return self.to_env(mode), carry
 
     def mode(
         self, params: Params, obs_stats: ObservationStats, obs: Observation
@@ -151,7 +171,9 @@ def make_policy(
     clip = config.clip_actions and not spec.discrete
     return Policy(
         actor=actor,
-        distribution=make_action_distribution(spec.discrete, config.policy_std),
+        distribution=make_action_distribution(
+            spec.discrete, config.policy_std, spec.action_parts
+        ),
         normalize_obs=config.normalize_obs,
         action_low=spec.action_low if clip else None,
         action_high=spec.action_high if clip else None,

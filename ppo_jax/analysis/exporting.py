@@ -11,12 +11,17 @@ ONNX (needs the ``export`` extra: ``pip install -e '.[export]'``): the run's
 statistics baked in as constants. One input ``obs``: float32 raw
 (unnormalized) observations ``[batch, *obs_shape]``, ``batch`` a dynamic axis
 unless a fixed ``batch`` size is asked for (cast to the env's observation dtype
-inside the graph). One output ``action``: float32 ``[batch, action_dim]``, the
+inside the graph). For an env with action masks a second input
+``action_mask``: float32 ``[batch, action_dim]``, 1 where an action is legal
+and 0 where not (float rather than bool so that the batch axis can stay
+dynamic). One output ``action``: float32 ``[batch, action_dim]``, the
 Gaussian mean (clipped to the action bounds if the run trained with
 ``clip_actions``), or for discrete actions int32 ``[batch]``, the most likely
-action. Model metadata (``metadata_props``) records the env and run.
+legal action (multi-discrete: int32 ``[batch, parts]``, per part). Model
+metadata (``metadata_props``) records the env and run.
 
-NPZ (numpy only; ``np.load(path)``, no pickles), format version 1:
+NPZ (numpy only; ``np.load(path)``, no pickles), format version 2 (version 1
+had no ``action_parts`` and ``action_mask``):
 
 ===================  ===========================  ==============================
 key                  dtype, shape                 meaning
@@ -29,6 +34,8 @@ key                  dtype, shape                 meaning
 ``obs_shape``        int64 ``[ndim]``             one observation's shape
 ``discrete``         bool ``[]``                  discrete (argmax) actions
 ``action_dim``       int64 ``[]``                 action size or number of actions
+``action_parts``     int64 ``[P]``                a MultiDiscrete's nvec; ``[0]`` else
+``action_mask``      bool ``[]``                  the policy takes a legal-action mask
 ``normalize_obs``    bool ``[]``                  normalize observations first
 ``obs_mean``         float32 ``[*obs_shape]``     running mean of observations
 ``obs_var``          float32 ``[*obs_shape]``     running (population) variance
@@ -56,11 +63,21 @@ policy). The deterministic action of raw observations ``obs [B, *obs_shape]``::
         x = x @ kernel[i] + bias[i]
         if i < k:
             x = activation(x)  # np.tanh, or relu: np.maximum(x, 0)
-    action = x.argmax(-1) if discrete else x
+    if action_mask:  # mask: bool [B, action_dim], True where legal
+        x = np.where(mask, x, -np.inf)
+    if not discrete:
+        action = x
+    elif len(action_parts):  # one argmax per part of the logits
+        ends = np.cumsum(action_parts)
+        action = np.stack([x[:, e - n : e].argmax(-1)
+                           for n, e in zip(action_parts, ends)], -1)
+    else:
+        action = x.argmax(-1)
     if clip_actions:
         action = np.clip(action, action_low, action_high)
 
-Limits: a run whose env or network is ``module:Name`` exports where
+Limits: a run of dict observations read whole (``--network structured``)
+is refused for now; a run whose env or network is ``module:Name`` exports where
 :func:`~ppo_jax.analysis.evaluation.load_run` loads it from ``config.json`` (the module
 importable again); a network jax2onnx cannot convert is refused (export it as
 npz). Exported files are not run files: retraining the directory with
@@ -81,11 +98,11 @@ from ppo_jax.algo.normalization import CLIP, EPS
 from ppo_jax.algo.ppo import Pipeline, RunnerState
 from ppo_jax.analysis.evaluation import load_run
 from ppo_jax.config.schema import ConfigError
-from ppo_jax.envs.contract import actor_part
+from ppo_jax.envs.contract import MaskedObservation, actor_part
 from ppo_jax.run import rundir
 from ppo_jax.run.signals import check_stop
 
-NPZ_FORMAT_VERSION = 1
+NPZ_FORMAT_VERSION = 2
 # Older than jax2onnx's default (23), for older runtimes; the MLP's ops all are.
 ONNX_OPSET = 17
 EXTRA_HINT = "pip install -e '.[export]'"
@@ -108,6 +125,20 @@ def check_onnx_installed() -> None:
             "onnx",
             f"npz unless jax2onnx and onnx are installed ({EXTRA_HINT})",
         ) from e
+
+
+def check_array_observations(pipeline: Pipeline, fmt: str) -> None:
+    """Refuse a run whose networks read dict observations whole: the exports
+    take one observation array."""
+    structure = pipeline.spec.obs_structure
+    if structure is not None:
+        raise ConfigError(
+            "format",
+            fmt,
+            "a format for a run of array observations: this run's are dicts "
+            f"({', '.join(structure)}), which the exports do not take yet; "
+            "load_policy and python -m ppo_jax.evaluate act on them",
+        )
 
 
 def check_out_path(path: Path, overwrite: bool) -> None:
@@ -154,6 +185,7 @@ def export_onnx(
         raise ConfigError("batch", batch, "None (a dynamic batch axis) or >= 1")
     out = Path(default_path(run_dir, "onnx", run) if path is None else path)
     pipeline, runner = load_run(run_dir, run)
+    check_array_observations(pipeline, "onnx")
     check_out_path(out, overwrite)
     model = onnx_model(pipeline, runner, batch, opset)
     model.metadata_props.add(key="ppo_jax.run", value=str(run))
@@ -184,19 +216,29 @@ def onnx_model(
             "write yet); --format npz exports the parameters instead",
         )
 
-    def act(obs: jax.Array) -> jax.Array:
+    def act(obs: jax.Array, *mask: jax.Array) -> jax.Array:
         # The one definition of the deterministic action, constants baked in.
-        return pipeline.policy.mode(params, stats, obs.astype(spec.obs_dtype))
+        seen = obs.astype(spec.obs_dtype)
+        if mask:  # float32 1/0 in, bool for the policy
+            return pipeline.policy.mode(
+                params, stats, MaskedObservation(seen, mask[0] > 0.5)
+            )
+        return pipeline.policy.mode(params, stats, seen)
 
-    # A shape with a named axis: float32 input, the axis dynamic.
-    obs_spec = ("batch" if batch is None else batch, *spec.obs_shape)
+    # Shapes with a named axis: float32 inputs, the axis dynamic.
+    axis = "batch" if batch is None else batch
+    inputs = [(axis, *spec.obs_shape)]
+    names = ["obs"]
+    if spec.action_mask:
+        inputs.append((axis, spec.action_dim))
+        names.append("action_mask")
     try:
         model = to_onnx(
             act,
-            [obs_spec],
+            inputs,
             model_name="ppo_jax_policy",
             opset=opset,
-            input_names=["obs"],
+            input_names=names,
             output_names=["action"],
         )
         onnx.checker.check_model(model)
@@ -209,16 +251,26 @@ def onnx_model(
             f"{summary}); --format npz exports the parameters instead",
         ) from e
     config = pipeline.config
-    action = "int32 [batch] (argmax)" if spec.discrete else (
-        f"float32 [batch, {spec.action_dim}] (Gaussian mean"
-        + (", clipped)" if pipeline.policy.action_low is not None else ")")
-    )  # fmt: skip
-    for key, value in {
+    legal = " over legal actions" if spec.action_mask else ""
+    if spec.action_parts:
+        action = f"int32 [batch, {len(spec.action_parts)}] (argmax per part{legal})"
+    elif spec.discrete:
+        action = f"int32 [batch] (argmax{legal})"
+    else:
+        action = f"float32 [batch, {spec.action_dim}] (Gaussian mean" + (
+            ", clipped)" if pipeline.policy.action_low is not None else ")"
+        )
+    metadata = {
         "ppo_jax.version": importlib.metadata.version("ppo_jax"),
         "ppo_jax.env_name": config.env_name,
         "ppo_jax.obs": f"float32 [batch, {', '.join(map(str, spec.obs_shape))}]",
         "ppo_jax.action": action,
-    }.items():
+    }
+    if spec.action_mask:
+        metadata["ppo_jax.action_mask"] = (
+            f"float32 [batch, {spec.action_dim}] (1 legal, 0 illegal)"
+        )
+    for key, value in metadata.items():
         model.metadata_props.add(key=key, value=value)
     return model
 
@@ -243,6 +295,7 @@ def export_npz(
     """
     out = Path(default_path(run_dir, "npz", run) if path is None else path)
     pipeline, runner = load_run(run_dir, run)
+    check_array_observations(pipeline, "npz")
     check_out_path(out, overwrite)
     buffer = io.BytesIO()
     np.savez(buffer, **npz_arrays(pipeline, runner))  # type: ignore[arg-type]
@@ -265,6 +318,8 @@ def npz_arrays(pipeline: Pipeline, runner: RunnerState) -> dict[str, np.ndarray]
         "obs_shape": np.asarray(spec.obs_shape, np.int64),
         "discrete": np.asarray(spec.discrete),
         "action_dim": np.asarray(spec.action_dim, np.int64),
+        "action_parts": np.asarray(spec.action_parts, np.int64).reshape(-1),
+        "action_mask": np.asarray(spec.action_mask),
         "normalize_obs": np.asarray(policy.normalize_obs),
         "obs_mean": np.asarray(stats.mean, np.float32),
         "obs_var": np.asarray(stats.var, np.float32),

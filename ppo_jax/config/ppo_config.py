@@ -25,6 +25,7 @@ from flax import struct
 from ppo_jax.config.presets import (
     DISCRETE_OVERRIDES,
     ENV_OVERRIDES,
+    FAMILY_OVERRIDES,
     PRESET_FIELDS,
 )
 from ppo_jax.config.schema import (
@@ -347,7 +348,7 @@ class PPOConfig:
         if name not in PRESETS:
             raise ConfigError("preset", name, f"one of {', '.join(PRESETS)}")
         env_name = overrides.get("env_name", PRESETS[name].env_name)
-        env_overrides = ENV_OVERRIDES.get((name, bare_env_name(env_name)), {})
+        env_overrides = preset_env_overrides(name, env_name) or {}
         return (
             PRESETS[name]
             .replace(env_name=env_name, **env_overrides)
@@ -410,6 +411,16 @@ class PPOConfig:
                 f"{self.batch_size}",
             )
         return self
+
+
+def preset_env_overrides(preset: str, env_name: str) -> dict[str, Any] | None:
+    """The preset's table for ``env_name``: its own (ENV_OVERRIDES), else its
+    family's (FAMILY_OVERRIDES, ``FAMILY/NAME``); None when it has neither."""
+    own = ENV_OVERRIDES.get((preset, bare_env_name(env_name)))
+    if own is not None:
+        return own
+    family, sep, _ = env_name.partition("/")
+    return FAMILY_OVERRIDES.get((preset, family)) if sep else None
 
 
 def bare_env_name(env_name: str) -> str:

@@ -134,6 +134,44 @@ _CARTPOLE_TUNED: dict[str, Any] = {
     "ent_coef": 0.0,
     "lr": 1e-3,
 }
+# The grid worlds of XLand-MiniGrid and NAVIX (uint8 id grids, 6-7 actions,
+# sparse reward at the goal): rejax's PPO settings for NAVIX's Empty-6x6
+# (rejax configs/navix/empty_6x6.yaml: 16 envs x 256 steps, 4 epochs x 16
+# minibatches, lr 3e-4, gamma 0.99, GAE 0.9, entropy 0.01, gradient norm 1,
+# observation normalization, relu) at rejax's 1,048,576 steps.
+_GRID_WORLD_TUNED: dict[str, Any] = {
+    **_DISCRETE_TUNED,
+    "num_envs": 16,
+    "rollout_length": 256,
+    "update_epochs": 4,
+    "num_minibatches": 16,
+    "lr": 3e-4,
+    "gae_lambda": 0.9,
+    "max_grad_norm": 1.0,
+    "activation": "relu",
+    "normalize_obs": True,
+    "total_timesteps": 1_048_576,
+}
+# Pgx's games against random opponents (masked moves, reward at the end):
+# CleanRL's discrete settings, without observation normalization (boolean
+# boards).
+_BOARD_GAME_TUNED: dict[str, Any] = {**_DISCRETE_TUNED, "normalize_obs": False}
+# Jumanji's tasks (dict observations, masked or multi-part actions): the
+# structured network over the whole observation, CleanRL's discrete settings.
+_JUMANJI_TUNED: dict[str, Any] = {
+    **_DISCRETE_TUNED,
+    "network": "structured",
+    "activation": "relu",
+    "total_timesteps": 1_000_000,
+}
+# Per-family changes to a preset, for an env of the family (``FAMILY/NAME``)
+# that ENV_OVERRIDES does not list by name.
+FAMILY_OVERRIDES: dict[tuple[str, str], dict[str, Any]] = {
+    ("tuned", "xminigrid"): _GRID_WORLD_TUNED,
+    ("tuned", "navix"): _GRID_WORLD_TUNED,
+    ("tuned", "pgx"): _BOARD_GAME_TUNED,
+    ("tuned", "jumanji"): _JUMANJI_TUNED,
+}
 ENV_OVERRIDES: dict[tuple[str, str], dict[str, Any]] = {
     **{("tuned", f"playground/{task}"): _DM_CONTROL_TUNED for task in DM_CONTROL_TASKS},
     ("tuned", "CartPole-v1"): _CARTPOLE_TUNED,

@@ -19,8 +19,8 @@ import importlib
 from typing import Any
 
 from ppo_jax._imports import error_summary, import_object, is_import_path
-from ppo_jax.config.ppo_config import PPOConfig, bare_env_name
-from ppo_jax.config.presets import DISCRETE_OVERRIDES, ENV_OVERRIDES
+from ppo_jax.config.ppo_config import PPOConfig, preset_env_overrides
+from ppo_jax.config.presets import DISCRETE_OVERRIDES
 from ppo_jax.config.schema import ConfigError
 from ppo_jax.envs.contract import (
     Environment,
@@ -29,7 +29,7 @@ from ppo_jax.envs.contract import (
     PyTree,
     describe,
     inspect_environment,
-    is_discrete_space,
+    is_categorical_space,
 )
 from ppo_jax.envs.masking import HiddenObservation, kept_entries
 
@@ -50,6 +50,10 @@ FAMILIES: dict[str, str] = {
     "playground": "ppo_jax.envs.playground",
     "brax": "ppo_jax.envs.brax",
     "craftax": "ppo_jax.envs.craftax",
+    "xminigrid": "ppo_jax.envs.xminigrid",
+    "navix": "ppo_jax.envs.navix",
+    "jumanji": "ppo_jax.envs.jumanji",
+    "pgx": "ppo_jax.envs.pgx",
 }
 DEFAULT_FAMILY = "gymnax"
 
@@ -113,14 +117,14 @@ def preset_config(name: str, **overrides: Any) -> PPOConfig:
         for field, value in DISCRETE_OVERRIDES.get(name, {}).items()
         if field not in overrides
     }
-    if not adapt or (name, bare_env_name(config.env_name)) in ENV_OVERRIDES:
+    if not adapt or preset_env_overrides(name, config.env_name) is not None:
         return config
     try:
         env, params, _ = _named_env(config.env_name, config.env_backend)
         space = env.action_space(_default_params(env, params))
     except Exception:  # make_env reports a broken env in its own words later
         return config
-    return config.replace(**adapt) if is_discrete_space(space) else config
+    return config.replace(**adapt) if is_categorical_space(space) else config
 
 
 def _default_params(env: Environment, params: PyTree | None) -> PyTree:

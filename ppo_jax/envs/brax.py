@@ -9,11 +9,9 @@ Episodes of 1000 steps, no action repeat (brax's training defaults), handled by
 
 from __future__ import annotations
 
-import difflib
-import importlib.util
-
 from ppo_jax.config.schema import ConfigError
 from ppo_jax.envs.contract import Environment, PyTree
+from ppo_jax.envs.refusals import did_you_mean, require_extra
 from ppo_jax.envs.state_api import StateEnv, headless_opengl_default
 
 BACKENDS = ("generalized", "positional", "spring", "mjx")
@@ -22,19 +20,13 @@ EPISODE_LENGTH = 1000
 
 def make(task: str, label: str, backend: str | None) -> tuple[Environment, PyTree]:
     """``(StateEnv, params)`` of brax's ``task``; one sentence on errors."""
-    if importlib.util.find_spec("brax") is None:
-        raise ConfigError(
-            "env_name",
-            label,
-            "an installed family: brax is missing (pip install -e '.[brax]')",
-        )
+    require_extra("brax", "brax", "brax", label)
     headless_opengl_default()  # before MuJoCo is imported: GIFs off-screen
     from brax import envs
 
     names = sorted(envs._envs)
     if task not in names:
-        close = difflib.get_close_matches(task, names, n=3)
-        hint = f" (did you mean {' or '.join(close)}?)" if close else ""
+        hint = did_you_mean(task, names)
         raise ConfigError("env_name", label, f"a brax environment{hint}")
     if backend is not None and backend not in BACKENDS:
         raise ConfigError(

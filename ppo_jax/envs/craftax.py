@@ -45,7 +45,6 @@ craftax caches them in its own package directory.
 from __future__ import annotations
 
 import contextlib
-import difflib
 import importlib
 import importlib.util
 import io
@@ -58,7 +57,8 @@ from jax.custom_batching import custom_vmap
 
 from ppo_jax._imports import error_summary
 from ppo_jax.config.schema import ConfigError
-from ppo_jax.envs.contract import Observation, PyTree, StepResult, select_where
+from ppo_jax.envs.contract import PyTree, StepResult, select_where
+from ppo_jax.envs.refusals import did_you_mean, refuse_backend, require_extra
 
 # name -> craftax module whose load_all_textures() the pixel variant renders
 # with (None: symbolic).
@@ -122,7 +122,7 @@ class CraftaxEnv:
     def _inner(self, params: CraftaxParams) -> Any:
         return params.inner.replace(max_timesteps=params.max_steps_in_episode)
 
-    def reset(self, key: jax.Array, params: CraftaxParams) -> tuple[Observation, Any]:
+    def reset(self, key: jax.Array, params: CraftaxParams) -> tuple[jax.Array, Any]:
         return self.env.reset_env(key, self._inner(params))
 
     def step(
@@ -132,7 +132,7 @@ class CraftaxEnv:
 
     def _transition(
         self, key: jax.Array, state: Any, action: jax.Array, params: CraftaxParams
-    ) -> tuple[Observation, Any, jax.Array, jax.Array, jax.Array, dict[str, Any]]:
+    ) -> tuple[jax.Array, Any, jax.Array, jax.Array, jax.Array, dict[str, Any]]:
         """One game step, no reset: ``(obs, state, reward, terminated,
         truncated, info)``."""
         inner = self._inner(params)
@@ -195,10 +195,10 @@ class CraftaxEnv:
         self,
         done: jax.Array,
         keys: jax.Array,
-        obs: Observation,
+        obs: jax.Array,
         state: Any,
         params: CraftaxParams,
-    ) -> tuple[Observation, Any]:
+    ) -> tuple[jax.Array, Any]:
         """Rows ``i`` of ``(obs, state)`` (``[N, ...]``) where ``done[i]``
         replaced by ``reset(keys[i])``: none generated when no env ended, at
         most ``N // RESET_RATIO`` when few did, else all N."""
@@ -207,10 +207,10 @@ class CraftaxEnv:
         num_done = jnp.sum(done, dtype=jnp.int32)
         reset = jax.vmap(self.reset, in_axes=(0, None))
 
-        def none() -> tuple[Observation, Any]:
+        def none() -> tuple[jax.Array, Any]:
             return obs, state
 
-        def some() -> tuple[Observation, Any]:
+        def some() -> tuple[jax.Array, Any]:
             # The first `few` ended rows; the rest of idx is out of range
             # (size): gathered clamped, dropped when scattered.
             (idx,) = jnp.nonzero(done, size=few, fill_value=size)
@@ -221,7 +221,7 @@ class CraftaxEnv:
 
             return put(obs, new_obs), jax.tree.map(put, state, new_state)
 
-        def every() -> tuple[Observation, Any]:
+        def every() -> tuple[jax.Array, Any]:
             new_obs, new_state = reset(keys, params)
             return select_where(done, (new_obs, new_state), (obs, state))
 
@@ -234,10 +234,10 @@ class CraftaxEnv:
         in_batched: list[Any],
         done: jax.Array,
         keys: jax.Array,
-        obs: Observation,
+        obs: jax.Array,
         state: Any,
         params: CraftaxParams,
-    ) -> tuple[tuple[Observation, Any], Any]:
+    ) -> tuple[tuple[jax.Array, Any], Any]:
         """Under a further ``vmap`` (over seeds, say): the ``[B, N]`` envs
         as one batch of ``B * N``, so that the branches stay branches."""
         *rows_b, params_b = in_batched
@@ -264,22 +264,15 @@ def make(task: str, label: str, backend: str | None) -> tuple[CraftaxEnv, PyTree
         ConfigError: craftax not installed, an unknown name (with the closest
             variants), any ``env_backend``, or pixel textures that fail to load.
     """
-    if importlib.util.find_spec("craftax") is None:
-        raise ConfigError(
-            "env_name",
-            label,
-            "an installed family: craftax is missing (pip install -e '.[craftax]')",
-        )
+    require_extra("craftax", "craftax", "craftax", label)
     if task not in VARIANTS:
-        close = difflib.get_close_matches(task, VARIANTS, n=3, cutoff=0.5)
-        hint = f" (did you mean {' or '.join(close)}?)" if close else ""
+        hint = did_you_mean(task, VARIANTS, cutoff=0.5)
         raise ConfigError(
             "env_name",
             label,
             f"a craftax environment, one of {', '.join(VARIANTS)}{hint}",
         )
-    if backend is not None:
-        raise ConfigError("env_backend", backend, f"none for {label} (craftax)")
+    refuse_backend(backend, label, "craftax")
     from craftax.craftax_env import make_craftax_env_from_name
 
     textures = VARIANTS[task]

@@ -6,12 +6,11 @@ so this module only looks names up and builds them.
 
 from __future__ import annotations
 
-import difflib
-
 import gymnax
 
 from ppo_jax.config.schema import ConfigError
 from ppo_jax.envs.contract import Environment, PyTree
+from ppo_jax.envs.refusals import did_you_mean, refuse_backend
 
 # gymnax environments that fetch data from the internet when built.
 NEEDS_NETWORK = {"MNISTBandit-bsuite": "it downloads MNIST when built"}
@@ -25,8 +24,7 @@ def make(task: str, label: str, backend: str | None) -> tuple[Environment, PyTre
             environment that would download data: ppo_jax never does at run
             time (refused before building it).
     """
-    if backend is not None:
-        raise ConfigError("env_backend", backend, f"none for {label} (gymnax)")
+    refuse_backend(backend, label, "gymnax")
     if task in NEEDS_NETWORK:
         raise ConfigError(
             "env_name",
@@ -35,8 +33,7 @@ def make(task: str, label: str, backend: str | None) -> tuple[Environment, PyTre
             "ppo_jax does not download at run time)",
         )
     if task not in gymnax.registered_envs:
-        close = difflib.get_close_matches(task, gymnax.registered_envs, n=3)
-        hint = f" (did you mean {' or '.join(close)}?)" if close else ""
+        hint = did_you_mean(task, gymnax.registered_envs)
         raise ConfigError("env_name", label, f"a gymnax environment name{hint}")
     env, params = gymnax.make(task)
     return env, params

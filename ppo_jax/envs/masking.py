@@ -16,7 +16,13 @@ import jax
 import numpy as np
 
 from ppo_jax.config.schema import ConfigError
-from ppo_jax.envs.contract import Environment, EnvSpec, PyTree, StepResult
+from ppo_jax.envs.contract import (
+    Environment,
+    EnvSpec,
+    MaskedObservation,
+    PyTree,
+    StepResult,
+)
 
 
 class HiddenObservation:
@@ -26,9 +32,15 @@ class HiddenObservation:
         self.env = env  # the wrapped env (``.env``, as other wrappers name it)
         self.keep = keep  # int [D'] indices kept, in order
 
-    def reset(self, key: jax.Array, params: PyTree) -> tuple[jax.Array, PyTree]:
+    def hide(self, obs: Any) -> Any:
+        """``obs`` without the hidden entries (a mask stays whole)."""
+        if isinstance(obs, MaskedObservation):
+            return obs._replace(obs=obs.obs[..., self.keep])
+        return obs[..., self.keep]
+
+    def reset(self, key: jax.Array, params: PyTree) -> tuple[Any, PyTree]:
         obs, state = self.env.reset(key, params)
-        return obs[..., self.keep], state
+        return self.hide(obs), state
 
     def step(
         self, key: jax.Array, state: PyTree, action: jax.Array, params: PyTree
@@ -38,8 +50,8 @@ class HiddenObservation:
         )
         info = dict(info)
         if "final_observation" in info:
-            info["final_observation"] = info["final_observation"][..., self.keep]
-        return obs[..., self.keep], state, reward, terminated, truncated, info
+            info["final_observation"] = self.hide(info["final_observation"])
+        return self.hide(obs), state, reward, terminated, truncated, info
 
     def action_space(self, params: PyTree) -> Any:
         return self.env.action_space(params)
@@ -54,12 +66,12 @@ def kept_entries(hide_obs: tuple[int, ...], spec: EnvSpec, label: str) -> np.nda
     observation; one sentence if the observation is not flat, an index is
     out of range, or nothing would be left."""
     shape = spec.obs_shape
-    if len(shape) != 1:
+    if len(shape) != 1 or spec.obs_structure is not None:
         raise ConfigError(
             "hide_obs",
             hide_obs,
             f"none for {label}, whose observations are not one flat array "
-            f"(shape {shape}); hide_obs removes entries of a vector",
+            f"(shape {_shape(spec)}); hide_obs removes entries of a vector",
         )
     size = shape[0]
     bad = [i for i in hide_obs if not 0 <= i < size]
@@ -75,3 +87,10 @@ def kept_entries(hide_obs: tuple[int, ...], spec: EnvSpec, label: str) -> np.nda
             "hide_obs", hide_obs, f"fewer than all {size} entries of {label}'s"
         )
     return keep.astype(np.int32)
+
+
+def _shape(spec: EnvSpec) -> Any:
+    """The observations' shape, or their entries' for a dict read whole."""
+    if spec.obs_structure is None:
+        return spec.obs_shape
+    return {k: tuple(v.shape) for k, v in spec.obs_structure.items()}

@@ -17,13 +17,11 @@ of Playground's published PPO settings (4 for PendulumSwingup), handled by
 
 from __future__ import annotations
 
-import difflib
-import importlib.util
-
 import jax
 
 from ppo_jax.config.schema import ConfigError
 from ppo_jax.envs.contract import Environment, PyTree
+from ppo_jax.envs.refusals import did_you_mean, require_extra
 from ppo_jax.envs.state_api import StateEnv, headless_opengl_default
 
 BACKENDS = ("jax", "warp")
@@ -34,20 +32,13 @@ ACTION_REPEAT = {"PendulumSwingup": 4}
 
 def make(task: str, label: str, backend: str | None) -> tuple[Environment, PyTree]:
     """``(StateEnv, params)`` of Playground's ``task``; one sentence on errors."""
-    if importlib.util.find_spec("mujoco_playground") is None:
-        raise ConfigError(
-            "env_name",
-            label,
-            "an installed family: MuJoCo Playground is missing "
-            "(pip install -e '.[playground]')",
-        )
+    require_extra("mujoco_playground", "MuJoCo Playground", "playground", label)
     headless_opengl_default()  # before MuJoCo is imported: GIFs off-screen
     from mujoco_playground import registry
     from mujoco_playground._src import mjx_env
 
     if task not in registry.ALL_ENVS:
-        close = difflib.get_close_matches(task, registry.ALL_ENVS, n=3)
-        hint = f" (did you mean {' or '.join(close)}?)" if close else ""
+        hint = did_you_mean(task, registry.ALL_ENVS)
         raise ConfigError("env_name", label, f"a MuJoCo Playground task{hint}")
     if task not in registry.dm_control_suite.ALL_ENVS and not (
         mjx_env.MENAGERIE_PATH.exists()

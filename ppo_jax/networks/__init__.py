@@ -105,6 +105,8 @@ NETWORKS: dict[str, str] = {
     "cnn": "ppo_jax.networks.cnn:make_cnn_networks",
     "gru": "ppo_jax.networks.gru:make_gru_networks",
     "cnn-gru": "ppo_jax.networks.gru:make_cnn_gru_networks",
+    "structured": "ppo_jax.networks.structured:make_structured_networks",
+    "structured-gru": "ppo_jax.networks.gru:make_structured_gru_networks",
 }
 
 
@@ -118,8 +120,21 @@ def is_recurrent(networks: ActorCritic) -> bool:
 def flax_network(module: nn.Module, spec: EnvSpec) -> Network[Any]:
     """A :class:`Network` of a flax module ``obs [..., *obs_shape] -> out``,
     initialized on one zero observation."""
-    dummy = jnp.zeros(spec.obs_shape, spec.obs_dtype)
+    dummy = spec.zero_observation()
     return Network(init=lambda key, hp: module.init(key, dummy), apply=module.apply)
+
+
+def require_array_observations(spec: EnvSpec, config: PPOConfig) -> None:
+    """Refuse (one sentence) dict observations read whole for a network that
+    reads one array."""
+    if spec.obs_structure is not None:
+        names = ", ".join(spec.obs_structure)
+        raise ConfigError(
+            "network",
+            config.network,
+            f"structured for dict observations read whole ({names}), or obs_key "
+            "naming the one entry this network reads",
+        )
 
 
 def resolve_factory(name: str) -> NetworkFactory:
@@ -183,7 +198,7 @@ def check_networks(
     def output_shape(
         name: str,
         network: AnyNetwork[Any],
-        obs: jax.ShapeDtypeStruct,
+        obs: Any,
         lead: tuple[int, ...],
     ) -> Any:
         """The output's shape for observations ``[*lead, *shape]``."""
@@ -199,7 +214,7 @@ def check_networks(
             carry, out = jax.eval_shape(apply, obs)
         except Exception as e:  # the user's code: any error becomes one sentence
             raise refuse(
-                f"{name} works on observations of shape {obs.shape} (it failed "
+                f"{name} works on observations of shape {_shape_text(obs)} (it failed "
                 f"with {error_summary(e)})"
             ) from e
         if carry is None:
@@ -231,7 +246,7 @@ def check_networks(
             except Exception as e:  # the user's code: any error becomes one sentence
                 raise refuse(
                     f"{name}'s sequence works on observations of shape "
-                    f"{obs.shape} (it failed with {error_summary(e)})"
+                    f"{_shape_text(obs)} (it failed with {error_summary(e)})"
                 ) from e
             shapes = [(x.shape, x.dtype) for x in jax.tree.leaves(out)]
             if [(x.shape, x.dtype) for x in jax.tree.leaves(replayed)] != shapes:
@@ -240,11 +255,9 @@ def check_networks(
 
     critic_spec = spec.for_critic()
     for lead in ((), (2, 3)):
-        obs = jax.ShapeDtypeStruct(lead + spec.obs_shape, spec.obs_dtype)
+        obs = spec.observation_struct(lead)
         actor_out = output_shape("actor", networks.actor, obs, lead)
-        critic_obs = jax.ShapeDtypeStruct(
-            lead + critic_spec.obs_shape, critic_spec.obs_dtype
-        )
+        critic_obs = critic_spec.observation_struct(lead)
         value = output_shape("critic", networks.critic, critic_obs, lead)
         if not isinstance(actor_out, ActorOutput):
             raise refuse(
@@ -255,8 +268,8 @@ def check_networks(
         if actor_out.out.shape != want:
             what = "logits" if spec.discrete else "mean action"
             raise refuse(
-                f"actor's output ({what}) for observations {obs.shape} has shape "
-                f"{want}, not {actor_out.out.shape}"
+                f"actor's output ({what}) for observations {_shape_text(obs)} has "
+                f"shape {want}, not {actor_out.out.shape}"
             )
         learned = config.policy_std == "learned"
         log_std_shape = getattr(actor_out.log_std, "shape", None)
@@ -272,6 +285,13 @@ def check_networks(
         if getattr(value, "shape", None) != lead:
             raise refuse(
                 f"critic returns one value per observation: shape {lead} for "
-                f"observations {critic_obs.shape}, not "
+                f"observations {_shape_text(critic_obs)}, not "
                 f"{getattr(value, 'shape', None)}"
             )
+
+
+def _shape_text(obs: Any) -> str:
+    """An observation batch's shape, or its entries' shapes for a dict."""
+    if isinstance(obs, dict):
+        return "{" + ", ".join(f"{k}: {v.shape}" for k, v in obs.items()) + "}"
+    return str(obs.shape)

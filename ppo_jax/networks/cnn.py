@@ -25,7 +25,13 @@ import jax.numpy as jnp
 from ppo_jax.config.ppo_config import PPOConfig
 from ppo_jax.config.schema import ConfigError
 from ppo_jax.envs.contract import EnvSpec
-from ppo_jax.networks import ActorCritic, ActorOutput, Network, flax_network
+from ppo_jax.networks import (
+    ActorCritic,
+    ActorOutput,
+    Network,
+    flax_network,
+    require_array_observations,
+)
 from ppo_jax.networks.layers import (
     ACTIVATIONS,
     Initializer,
@@ -145,6 +151,7 @@ class CNNCritic(nn.Module):
 
 def check_grid(spec: EnvSpec, config: PPOConfig) -> None:
     """Refuse observations that are not ``[H, W, C]`` grids (one sentence)."""
+    require_array_observations(spec, config)
     for part in (spec, spec.for_critic()):
         if len(part.obs_shape) != 3:
             raise ConfigError(

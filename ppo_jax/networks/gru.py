@@ -1,10 +1,12 @@
-"""Recurrent actor and critic (``--network gru``, ``--network cnn-gru``).
+"""Recurrent actor and critic (``--network gru``, ``cnn-gru``, ``structured-gru``).
 
 Each of actor and critic is ``encoder -> GRU cell -> head``:
 
 - encoder: the MLP's hidden layers (``hidden_sizes``, ``activation``) on the
   flattened observation, or with ``cnn-gru`` the convolutional torso of
-  :mod:`ppo_jax.networks.cnn` (``conv_channels``, ``conv_kernel``) first;
+  :mod:`ppo_jax.networks.cnn` (``conv_channels``, ``conv_kernel``) first, or
+  with ``structured-gru`` the structured encoder of dict observations
+  (:mod:`ppo_jax.networks.structured`) first;
 - a GRU cell of ``recurrent_size`` units, whose hidden state ``[...,
   recurrent_size]`` is the carry: zeros at every episode start;
 - head: one hidden layer of ``hidden_sizes[-1]`` units, then the linear output
@@ -28,7 +30,13 @@ import jax.numpy as jnp
 
 from ppo_jax.config.ppo_config import Hyperparams, PPOConfig
 from ppo_jax.envs.contract import EnvSpec
-from ppo_jax.networks import ActorCritic, ActorOutput, Params, RecurrentNetwork
+from ppo_jax.networks import (
+    ActorCritic,
+    ActorOutput,
+    Params,
+    RecurrentNetwork,
+    require_array_observations,
+)
 from ppo_jax.networks.cnn import check_grid, conv_torso
 from ppo_jax.networks.layers import (
     Initializer,
@@ -37,6 +45,11 @@ from ppo_jax.networks.layers import (
     hidden_layers,
     learned_log_std,
     orthogonal,
+)
+from ppo_jax.networks.structured import (
+    StructuredEncoder,
+    structured_encoder,
+    structured_entries,
 )
 
 Conv = tuple[tuple[int, ...], int] | None  # (channels, kernel) of a cnn encoder
@@ -101,12 +114,16 @@ class RecurrentTorso(nn.Module):
     conv: Conv = None
     activation: str = "relu"
     ortho_init: bool = False
+    # Dict observations: the structured encoder of each entry (then no conv).
+    encoder: StructuredEncoder | None = None
 
     @nn.compact
     def __call__(
-        self, carry: jax.Array, obs: jax.Array, first: jax.Array
+        self, carry: jax.Array, obs: Any, first: jax.Array
     ) -> tuple[jax.Array, jax.Array]:
-        if self.conv is None:
+        if self.encoder is not None:
+            x = self.encoder(obs)
+        elif self.conv is None:
             x = flatten(obs, self.obs_ndim)
         else:
             channels, kernel = self.conv
@@ -174,26 +191,41 @@ def make_cnn_gru_networks(spec: EnvSpec, config: PPOConfig) -> ActorCritic:
     return _make(spec, config, conv=(tuple(config.conv_channels), config.conv_kernel))
 
 
-def _make(spec: EnvSpec, config: PPOConfig, conv: Conv) -> ActorCritic:
+def make_structured_gru_networks(spec: EnvSpec, config: PPOConfig) -> ActorCritic:
+    """The network factory of ``--network structured-gru``: the structured
+    encoder of dict observations (:mod:`ppo_jax.networks.structured`) before
+    the MLP encoder, the GRU cell and the head."""
+    structured_entries(spec, config)
+    return _make(spec, config, conv=None, structured=True)
+
+
+def _make(
+    spec: EnvSpec, config: PPOConfig, conv: Conv, structured: bool = False
+) -> ActorCritic:
+    if not structured:
+        require_array_observations(spec, config)
     size = config.recurrent_size
     critic_spec = spec.for_critic()
 
-    def torso(obs_ndim: int) -> RecurrentTorso:
+    def torso(part: EnvSpec) -> RecurrentTorso:
         return RecurrentTorso(
             tuple(config.hidden_sizes),
             size,
-            obs_ndim,
+            len(part.obs_shape),
             conv,
             config.activation,
             config.ortho_init,
+            structured_encoder(structured_entries(part, config), config)
+            if structured
+            else None,
         )
 
     actor = RecurrentActor(
-        torso(len(spec.obs_shape)),
+        torso(spec),
         spec.action_dim,
         learned_std=config.policy_std == "learned",
     )
-    critic = RecurrentCritic(torso(len(critic_spec.obs_shape)))
+    critic = RecurrentCritic(torso(critic_spec))
 
     def initial_carry(batch_shape: tuple[int, ...]) -> jax.Array:
         return jnp.zeros(batch_shape + (size,), jnp.float32)
@@ -210,12 +242,15 @@ def _make(spec: EnvSpec, config: PPOConfig, conv: Conv) -> ActorCritic:
 
         def step(params: Params, carry: Any, obs: Any) -> Any:
             first = jnp.zeros((1,) + carry.shape[:-1], jnp.bool_)
-            carries, out = sequence(params, carry, obs[None], first)
+            steps = jax.tree.map(lambda x: x[None], obs)  # a sequence of one
+            carries, out = sequence(params, carry, steps, first)
             if isinstance(out, ActorOutput):  # log_std: one for every step
                 return carries[0], out._replace(out=out.out[0])
             return carries[0], out[0]
 
-        obs = jnp.zeros((1, *spec.obs_shape), spec.obs_dtype)
+        obs = jax.tree.map(
+            lambda s: jnp.zeros(s.shape, s.dtype), spec.observation_struct((1,))
+        )
         first = jnp.zeros((1,), jnp.bool_)
         return RecurrentNetwork(
             init=lambda key, hp: module.init(

@@ -22,7 +22,13 @@ import jax.numpy as jnp
 
 from ppo_jax.config.ppo_config import PPOConfig
 from ppo_jax.envs.contract import EnvSpec
-from ppo_jax.networks import ActorCritic, ActorOutput, Network, flax_network
+from ppo_jax.networks import (
+    ActorCritic,
+    ActorOutput,
+    Network,
+    flax_network,
+    require_array_observations,
+)
 from ppo_jax.networks.layers import dense, flatten, hidden_layers, learned_log_std
 
 
@@ -107,6 +113,7 @@ def make_mlp_networks(spec: EnvSpec, config: PPOConfig) -> ActorCritic:
     """The network factory of ``--network mlp`` (``hidden_sizes``,
     ``activation``, ``ortho_init``; a learned log-std with ``policy_std``
     "learned", starting at ``hparams.init_log_std``)."""
+    require_array_observations(spec, config)
     hidden, ndim = tuple(config.hidden_sizes), len(spec.obs_shape)
     actor = Actor(
         hidden,

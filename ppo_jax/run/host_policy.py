@@ -10,7 +10,7 @@ import jax
 import numpy as np
 
 from ppo_jax.algo.ppo import Pipeline, RunnerState
-from ppo_jax.envs.contract import PyTree
+from ppo_jax.envs.contract import PyTree, networks_part
 
 NumpyPolicy = Callable[[np.ndarray], np.ndarray]
 
@@ -28,7 +28,9 @@ class RecurrentNumpyPolicy:
 
     def __init__(self, pipeline: Pipeline, runner: RunnerState):
         self._policy = pipeline.policy
-        self._obs_ndim = len(pipeline.spec.obs_shape)
+        # Trailing axes of one observation (of its first entry, for a dict).
+        first = jax.tree.leaves(pipeline.spec.observation_struct())[0]
+        self._obs_ndim = len(first.shape)
         self._act = jax.jit(pipeline.policy.act)
         self._params = runner.agent.actor_params
         self._stats = runner.envs.obs_stats
@@ -40,9 +42,10 @@ class RecurrentNumpyPolicy:
     def __call__(
         self, obs: np.ndarray, state: PyTree | None = None
     ) -> tuple[np.ndarray, PyTree]:
-        obs = np.asarray(obs)
+        obs = jax.tree.map(np.asarray, obs)  # an array, or a MaskedObservation
         if state is None:
-            state = self.initial_state(obs.shape[: obs.ndim - self._obs_ndim])
+            shape = np.shape(jax.tree.leaves(networks_part(obs))[0])
+            state = self.initial_state(shape[: len(shape) - self._obs_ndim])
         action, state = self._act(self._params, self._stats, obs, state)
         return np.asarray(action), jax.device_get(state)
 
@@ -54,11 +57,14 @@ def numpy_policy(
     :class:`RecurrentNumpyPolicy` when its actor has memory.
 
     ``obs`` is a raw (unnormalized) numpy observation ``[*obs_shape]`` or
-    ``[batch, *obs_shape]``. For continuous actions the result is the Gaussian
+    ``[batch, *obs_shape]`` (for an env with action masks, a
+    :class:`~ppo_jax.envs.contract.MaskedObservation` of it and its bool mask
+    ``[(batch,) action_dim]``). For continuous actions the result is the Gaussian
     mean, float32 ``[action_dim]`` or ``[batch, action_dim]`` (unclipped, as the
     tutorial's test mode sends it, or clipped to the bounds when the run
     trained with ``clip_actions``); for discrete actions the most likely
-    action, int32 ``[]`` or ``[batch]``. Needs only numpy to call.
+    legal action, int32 ``[]`` or ``[batch]`` (multi-discrete: ``[parts]`` or
+    ``[batch, parts]``). Needs only numpy to call.
     """
     if pipeline.policy.recurrent:
         return RecurrentNumpyPolicy(pipeline, runner)

@@ -50,9 +50,10 @@ def estimate_bytes(pipeline: Pipeline, num_runs: int = 1) -> dict[str, int]:
         jax.eval_shape(nets.critic.init, key, hp)
     )
     batch = config.batch_size
-    action = 1 if spec.discrete else spec.action_dim
-    # obs (and pre-reset obs) as stored, action, log-prob, reward, done, value
-    stored_obs = _stored_bytes(spec, config)
+    action = math.prod(spec.action_shape)  # int32 or float32 entries
+    # obs (and pre-reset obs) as stored, with its bool action mask; action,
+    # log-prob, reward, done, value
+    stored_obs = _stored_bytes(spec, config) + spec.action_dim * spec.action_mask
     if spec.critic_obs_shape is not None:  # the critic's part of each observation
         stored_obs += _stored_bytes(spec.for_critic(), config)
     per_step = stored_obs * (2 if config.bootstrap_truncation else 1)
