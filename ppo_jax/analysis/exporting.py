@@ -11,7 +11,9 @@ ONNX (needs the ``export`` extra: ``pip install -e '.[export]'``): the run's
 statistics baked in as constants. One input ``obs``: float32 raw
 (unnormalized) observations ``[batch, *obs_shape]``, ``batch`` a dynamic axis
 unless a fixed ``batch`` size is asked for (cast to the env's observation dtype
-inside the graph). For an env with action masks a second input
+inside the graph); for dict observations read whole (``--network
+structured``) one input per entry instead, ``obs.<key>`` float32 ``[batch,
+*entry_shape]`` in the dict's key order. For an env with action masks a last input
 ``action_mask``: float32 ``[batch, action_dim]``, 1 where an action is legal
 and 0 where not (float rather than bool so that the batch axis can stay
 dynamic). One output ``action``: float32 ``[batch, action_dim]``, the
@@ -76,8 +78,14 @@ policy). The deterministic action of raw observations ``obs [B, *obs_shape]``::
     if clip_actions:
         action = np.clip(action, action_low, action_high)
 
-Limits: a run of dict observations read whole (``--network structured``)
-is refused for now; a run whose env or network is ``module:Name`` exports where
+For dict observations the npz has, instead of ``obs_mean``, ``obs_var`` and
+``obs_count``: ``obs_keys`` (str ``[K]``), and per entry ``obs_shape/<key>``
+(int64), ``obs_dtype/<key>`` (str), and for float entries (the only ones
+normalized) ``obs_mean/<key>``, ``obs_var/<key>``, ``obs_count/<key>``; its
+``actor/...`` parameters are the structured network's (embeddings, conv
+and dense layers), whose forward pass is ``ppo_jax/networks/structured.py``.
+
+Limits: a run whose env or network is ``module:Name`` exports where
 :func:`~ppo_jax.analysis.evaluation.load_run` loads it from ``config.json`` (the module
 importable again); a network jax2onnx cannot convert is refused (export it as
 npz). Exported files are not run files: retraining the directory with
@@ -94,7 +102,7 @@ from typing import Any
 import jax
 import numpy as np
 
-from ppo_jax.algo.normalization import CLIP, EPS
+from ppo_jax.algo.normalization import CLIP, EPS, RunningMeanStd
 from ppo_jax.algo.ppo import Pipeline, RunnerState
 from ppo_jax.analysis.evaluation import load_run
 from ppo_jax.config.schema import ConfigError
@@ -125,20 +133,6 @@ def check_onnx_installed() -> None:
             "onnx",
             f"npz unless jax2onnx and onnx are installed ({EXTRA_HINT})",
         ) from e
-
-
-def check_array_observations(pipeline: Pipeline, fmt: str) -> None:
-    """Refuse a run whose networks read dict observations whole: the exports
-    take one observation array."""
-    structure = pipeline.spec.obs_structure
-    if structure is not None:
-        raise ConfigError(
-            "format",
-            fmt,
-            "a format for a run of array observations: this run's are dicts "
-            f"({', '.join(structure)}), which the exports do not take yet; "
-            "load_policy and python -m ppo_jax.evaluate act on them",
-        )
 
 
 def check_out_path(path: Path, overwrite: bool) -> None:
@@ -185,7 +179,6 @@ def export_onnx(
         raise ConfigError("batch", batch, "None (a dynamic batch axis) or >= 1")
     out = Path(default_path(run_dir, "onnx", run) if path is None else path)
     pipeline, runner = load_run(run_dir, run)
-    check_array_observations(pipeline, "onnx")
     check_out_path(out, overwrite)
     model = onnx_model(pipeline, runner, batch, opset)
     model.metadata_props.add(key="ppo_jax.run", value=str(run))
@@ -216,19 +209,32 @@ def onnx_model(
             "write yet); --format npz exports the parameters instead",
         )
 
-    def act(obs: jax.Array, *mask: jax.Array) -> jax.Array:
+    structure = spec.obs_structure
+    entries = list(structure or ())
+
+    def act(*arrays: jax.Array) -> jax.Array:
         # The one definition of the deterministic action, constants baked in.
-        seen = obs.astype(spec.obs_dtype)
+        seen: Any
+        if structure is None:
+            seen = arrays[0].astype(spec.obs_dtype)
+        else:  # one input per entry, in the dict's order
+            seen = {
+                k: x.astype(structure[k].dtype)
+                for k, x in zip(entries, arrays, strict=False)
+            }
+        mask = arrays[max(1, len(entries)) :]
         if mask:  # float32 1/0 in, bool for the policy
-            return pipeline.policy.mode(
-                params, stats, MaskedObservation(seen, mask[0] > 0.5)
-            )
+            seen = MaskedObservation(seen, mask[0] > 0.5)
         return pipeline.policy.mode(params, stats, seen)
 
     # Shapes with a named axis: float32 inputs, the axis dynamic.
     axis = "batch" if batch is None else batch
-    inputs = [(axis, *spec.obs_shape)]
-    names = ["obs"]
+    if structure is None:
+        inputs = [(axis, *spec.obs_shape)]
+        names = ["obs"]
+    else:
+        inputs = [(axis, *structure[k].shape) for k in entries]
+        names = [f"obs.{k}" for k in entries]
     if spec.action_mask:
         inputs.append((axis, spec.action_dim))
         names.append("action_mask")
@@ -263,9 +269,12 @@ def onnx_model(
     metadata = {
         "ppo_jax.version": importlib.metadata.version("ppo_jax"),
         "ppo_jax.env_name": config.env_name,
-        "ppo_jax.obs": f"float32 [batch, {', '.join(map(str, spec.obs_shape))}]",
         "ppo_jax.action": action,
     }
+    for name, shape in zip(names, inputs, strict=False):
+        metadata[f"ppo_jax.{name}"] = (
+            f"float32 [batch, {', '.join(map(str, shape[1:]))}]"
+        )
     if spec.action_mask:
         metadata["ppo_jax.action_mask"] = (
             f"float32 [batch, {spec.action_dim}] (1 legal, 0 illegal)"
@@ -295,7 +304,6 @@ def export_npz(
     """
     out = Path(default_path(run_dir, "npz", run) if path is None else path)
     pipeline, runner = load_run(run_dir, run)
-    check_array_observations(pipeline, "npz")
     check_out_path(out, overwrite)
     buffer = io.BytesIO()
     np.savez(buffer, **npz_arrays(pipeline, runner))  # type: ignore[arg-type]
@@ -309,6 +317,19 @@ def npz_arrays(pipeline: Pipeline, runner: RunnerState) -> dict[str, np.ndarray]
     config, spec, policy = pipeline.config, pipeline.spec, pipeline.policy
     stats = actor_part(runner.envs.obs_stats)
     clip = policy.action_low is not None and policy.action_high is not None
+    if spec.obs_structure is not None:  # per entry; statistics of floats only
+        entry_arrays: dict[str, np.ndarray] = {
+            "obs_keys": np.asarray(list(spec.obs_structure)),
+        }
+        for key, entry in spec.obs_structure.items():
+            entry_arrays[f"obs_shape/{key}"] = np.asarray(entry.shape, np.int64)
+            entry_arrays[f"obs_dtype/{key}"] = np.asarray(np.dtype(entry.dtype).name)
+            part = stats[key]
+            if isinstance(part, RunningMeanStd):
+                entry_arrays[f"obs_mean/{key}"] = np.asarray(part.mean, np.float32)
+                entry_arrays[f"obs_var/{key}"] = np.asarray(part.var, np.float32)
+                entry_arrays[f"obs_count/{key}"] = np.asarray(part.count, np.float32)
+        stats = None
     arrays: dict[str, np.ndarray] = {
         "format_version": np.asarray(NPZ_FORMAT_VERSION, np.int64),
         "env_name": np.asarray(config.env_name),
@@ -321,13 +342,16 @@ def npz_arrays(pipeline: Pipeline, runner: RunnerState) -> dict[str, np.ndarray]
         "action_parts": np.asarray(spec.action_parts, np.int64).reshape(-1),
         "action_mask": np.asarray(spec.action_mask),
         "normalize_obs": np.asarray(policy.normalize_obs),
-        "obs_mean": np.asarray(stats.mean, np.float32),
-        "obs_var": np.asarray(stats.var, np.float32),
-        "obs_count": np.asarray(stats.count, np.float32),
         "obs_eps": np.asarray(EPS, np.float32),
         "obs_clip": np.asarray(CLIP, np.float32),
         "clip_actions": np.asarray(clip),
     }
+    if stats is None:
+        arrays |= entry_arrays
+    else:
+        arrays["obs_mean"] = np.asarray(stats.mean, np.float32)
+        arrays["obs_var"] = np.asarray(stats.var, np.float32)
+        arrays["obs_count"] = np.asarray(stats.count, np.float32)
     if clip:
         arrays["action_low"] = np.asarray(policy.action_low, np.float32)
         arrays["action_high"] = np.asarray(policy.action_high, np.float32)

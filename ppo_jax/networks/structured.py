@@ -7,7 +7,8 @@ Per entry of one observation (its shape without batch axes):
 - integer grid (an integer dtype, rank 2 or 3: ``[H, W]`` or ``[H, W, C]`` of
   ids such as tile and colour numbers): each id through a learned embedding
   of :data:`EMBED_SIZE` floats (one table per entry, :data:`VOCABULARY` rows;
-  ids are taken modulo that, so larger ids share rows), the ``C`` embeddings of
+  ids are clipped to them: larger ids share the last row, negative ones the
+  first), the ``C`` embeddings of
   a cell concatenated, then the convolutional torso of ``--network cnn``
   (``conv_channels``, ``conv_kernel``), flattened;
 - float or boolean grid of rank 3 (``[H, W, C]``: an image, MinAtar-style
@@ -73,7 +74,9 @@ class StructuredEncoder(nn.Module):
             x, rank, kind = obs[key], self.ranks[key], self.kinds[key]
             batch = x.shape[: x.ndim - rank]
             if kind == "ids":
-                ids = jnp.mod(x.astype(jnp.int32), VOCABULARY)
+                # Clipped rather than wrapped: jnp.mod does not export to
+                # ONNX with a dynamic batch axis, nor a bitwise and to opset 17.
+                ids = jnp.clip(x.astype(jnp.int32), 0, VOCABULARY - 1)
                 x = nn.Embed(VOCABULARY, EMBED_SIZE, name=f"embed_{key}")(ids)
                 x = x.reshape(x.shape[: x.ndim - (rank + 1) + 2] + (-1,))
             if kind in ("ids", "grid"):
