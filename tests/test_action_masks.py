@@ -278,3 +278,26 @@ def _loaded(run_dir):
     from ppo_jax.analysis.evaluation import load_run
 
     return load_run(run_dir)
+
+
+@pytest.mark.parametrize(
+    "argv, says",
+    [
+        (["--env", "test_action_masks:MaskOnlyAtReset"], "must be a MaskedObservation"),
+        (["--env", "xminigrid/XLand-MiniGrid-R1-9x9"], "needs a ruleset"),
+        (["--env", "jumanji/Sokoban-v0"], "never downloads at run time"),
+        (["--env", "jumanji/SearchAndRescue-v0"], "actions"),
+        (["--env", "pgx/bridge_bidding"], "pgx downloads"),
+        (["--env", "navix/MiniGrid-Empty-5x5-v0"], "did you mean Navix-Empty-5x5-v0"),
+        (["--env", "pgx/kuhn_poker", "--network", "cnn"], "[height, width"),
+        (["--env", "jumanji/Game2048-v1", "--network", "mlp"], "structured for dict"),
+    ],
+)
+def test_command_line_refusals_are_one_line_and_exit_2(argv, says, capsys, monkeypatch):
+    from test_hostile import one_line_refusal
+
+    from ppo_jax.train import main as train_main
+
+    monkeypatch.syspath_prepend(str(TESTS))
+    line = one_line_refusal(capsys, train_main, [*argv, "--preset", "tuned"])
+    assert says in line, line
