@@ -26,7 +26,7 @@ from ppo_jax.algo.normalization import (
     normalize_observation,
     update_observation_stats,
 )
-from ppo_jax.analysis.evaluation import load_policy
+from ppo_jax.analysis.evaluation import load_policy, load_run
 from ppo_jax.analysis.exporting import export_npz, export_onnx
 from ppo_jax.networks.structured import entry_kind
 from ppo_jax.run.host_policy import RecurrentNumpyPolicy
@@ -40,7 +40,7 @@ GRID = PPOConfig(
     policy_std=None,
     num_envs=8,
     rollout_length=32,
-    total_timesteps=8 * 32 * 40,
+    total_timesteps=8 * 32 * 25,
     update_epochs=4,
     num_minibatches=4,
     lr=3e-3,
@@ -96,23 +96,6 @@ def test_normalization_touches_float_entries_only():
     np.testing.assert_allclose(np.std(seen.obs["noise"], 0), 1.0, atol=1e-3)
 
 
-def assert_learned(returns):
-    """From chance (2 of 8) to nearly always right, on every run."""
-    returns = np.asarray(returns)
-    first, last = returns[..., 0], returns[..., -5:].mean(-1)
-    assert (first < 4.0).all() and (last > 6.5).all(), (first, last)
-
-
-def test_structured_network_learns_from_the_id_grid():
-    train = make_train(GRID, env=uc.StructuredMatchEnv())
-    keys = jax.random.split(jax.random.key(0), 2)
-    runner, metrics = jax.jit(jax.vmap(train))(keys)
-    assert_learned(metrics.mean_return)
-    # One embedding table per id grid; none for the float and bool entries.
-    params = runner.agent.actor_params["params"]["encoder"]
-    assert params["embed_grid"]["embedding"].shape == (2, 256, 8)
-
-
 @pytest.mark.parametrize(
     "change, field, says",
     [
@@ -151,8 +134,15 @@ def test_masked_structured_env_from_the_cli(tmp_path, monkeypatch):
     assert proc.returncode == 0, proc.stderr
     returns = np.array([r["mean_return"] for r in read_rows(run_dir)])
     # Random legal play: 4 of 8; an illegal action: -1000.
+    # (6 seeds at 25 iterations, make_train: 7.93-8.0 over the last 5.)
     assert (returns > 0).all() and returns[-5:].mean() > 7.0, returns
     monkeypatch.syspath_prepend(str(TESTS))
+    # It read the card from the id grid: one embedding table for the grid's
+    # ids, none for the float and bool entries.
+    _, runner = load_run(run_dir)
+    embedded = runner.agent.actor_params["params"]["encoder"]
+    assert embedded["embed_grid"]["embedding"].shape == (256, 8)
+    assert not any(k.startswith("embed_") and k != "embed_grid" for k in embedded)
     policy = load_policy(run_dir)
     env = uc.MaskedStructuredMatchEnv()
     obs, state = jax.vmap(env.reset, in_axes=(0, None))(
@@ -187,7 +177,7 @@ def test_structured_gru_learns_and_acts_on_dicts_with_masks():
         network="structured-gru",
         env_name="user_components:MaskedStructuredMatchEnv",
         recurrent_size=16,
-    )
+    )  # 25 iterations: 7.46-8.0 over the last 5 on 6 seeds
     env = uc.MaskedStructuredMatchEnv()
     runner, metrics = jax.jit(make_train(config, env=env))(jax.random.key(2))
     returns = np.asarray(metrics.mean_return)
