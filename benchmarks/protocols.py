@@ -235,6 +235,115 @@ PROTOCOLS: dict[str, Protocol] = {
             ),
         ),
         Protocol(
+            name="navix-1m",
+            title="NAVIX's MiniGrid tasks, rejax's 1M steps",
+            source=(
+                "NAVIX's rejax PPO baselines (github epignatelli/navix, commit "
+                "3857a3bc 'feat: add rejax baselines', baselines/rejax/"
+                "navix_*_ppo_32_0_*.json: rejax PPO tuned per task, 32 seeds, "
+                "1,048,576 steps, 20 evaluation episodes a seed with sampled "
+                "actions, mean over seeds; the tasks' own settings are in the "
+                "files); navix rewards 1 at the goal, so a return is a success "
+                "rate. None published for Empty-8x8 and DoorKey-5x5"
+            ),
+            compared="evaluation",
+            total_timesteps=1_048_576,
+            seeds=3,
+            tasks=(
+                Task("navix/Navix-Empty-6x6-v0", "Navix-Empty-6x6-v0", 0.969),
+                Task(
+                    "navix/Navix-Empty-Random-8x8-v0",
+                    "Navix-Empty-Random-8x8-v0",
+                    0.998,
+                ),
+                Task("navix/Navix-DoorKey-8x8-v0", "Navix-DoorKey-8x8-v0", 0.997),
+                Task("navix/Navix-FourRooms-v0", "Navix-FourRooms-v0", 0.139),
+                Task("navix/Navix-Empty-8x8-v0", "Navix-Empty-8x8-v0", None),
+                Task("navix/Navix-DoorKey-5x5-v0", "Navix-DoorKey-5x5-v0", None),
+            ),
+            settings={"tuned": {}, "rejax": {}},
+            per_task={
+                # The reference's own settings for the task (its json's config).
+                ("rejax", "navix/Navix-DoorKey-8x8-v0"): {
+                    "activation": "tanh",
+                    "num_envs": 32,
+                    "rollout_length": 128,
+                    "update_epochs": 8,
+                    "num_minibatches": 32,
+                    "max_grad_norm": 10.0,
+                    "gamma": 0.95,
+                    "gae_lambda": 0.99,
+                },
+            },
+            reference_settings=(
+                "rejax's settings tuned per task (ours: one table for every task, "
+                "the `tuned` preset's grid-world table, rejax's Empty-6x6 "
+                "settings; our evaluation is deterministic, theirs sampled)"
+            ),
+            unit="success rate",
+            notes=(
+                "`rejax`: the reference's own settings for a task where they are "
+                "written here (DoorKey-8x8; the others run as `tuned`)."
+            ),
+        ),
+        Protocol(
+            name="xminigrid-1m",
+            title="XLand-MiniGrid's MiniGrid ports, 1M steps",
+            source=(
+                "no published per-task PPO figure at this budget; reward "
+                "1 - 0.9 * steps / max_steps at the goal, 0 otherwise"
+            ),
+            compared="evaluation",
+            total_timesteps=1_048_576,
+            seeds=3,
+            tasks=(
+                Task("xminigrid/MiniGrid-Empty-8x8", "MiniGrid-Empty-8x8", None),
+                Task("xminigrid/MiniGrid-DoorKey-5x5", "MiniGrid-DoorKey-5x5", None),
+                Task("xminigrid/MiniGrid-FourRooms", "MiniGrid-FourRooms", None),
+            ),
+            settings={"tuned": {}},
+            reference_settings="the `tuned` preset's grid-world table",
+        ),
+        Protocol(
+            name="pgx-random-500k",
+            title="Pgx games against the uniformly random opponent, 500k steps",
+            source=(
+                "random play against the random opponent scores about 0 "
+                "(tic_tac_toe: +0.28 moving first, -0.29 second); a perfect "
+                "tic_tac_toe player never loses: its return is its win rate"
+            ),
+            compared="evaluation",
+            total_timesteps=500_000,
+            seeds=3,
+            tasks=(
+                Task("pgx/tic_tac_toe", "tic_tac_toe", None),
+                Task("pgx/connect_four", "connect_four", None),
+            ),
+            settings={"tuned": {}},
+            reference_settings="the `tuned` preset's board-game table",
+            eval_episodes=200,
+            unit="return (+1 win, 0 draw, -1 loss)",
+        ),
+        Protocol(
+            name="jumanji-1m",
+            title="Jumanji's tasks, 1M steps",
+            source=(
+                "Jumanji's own A2C baselines are curves (no table); on Game2048 "
+                "random legal moves score about 1050 and always the first legal "
+                "move of down, left, right, up about 2560 (adapter's docstring)"
+            ),
+            compared="evaluation",
+            total_timesteps=1_000_000,
+            seeds=3,
+            tasks=(
+                Task("jumanji/Game2048-v1", "Game2048-v1", None),
+                Task("jumanji/Snake-v1", "Snake-v1", None, "gpu"),
+            ),
+            settings={"tuned": {}},
+            reference_settings="the `tuned` preset's Jumanji table (`structured`)",
+            eval_episodes=10,
+        ),
+        Protocol(
             name="playground-dmc-60m",
             title="MuJoCo Playground's DM Control protocol, 60M steps (GPU)",
             source=(
