@@ -85,16 +85,24 @@ def part_layout(parts: tuple[int, ...]) -> tuple[np.ndarray, np.ndarray]:
     return index.astype(np.int32), valid
 
 
+def part_logits(
+    logits: jax.Array, parts: tuple[int, ...], mask: jax.Array | None = None
+) -> jax.Array:
+    """``logits`` ``[..., sum(parts)]`` as ``[..., len(parts), max(parts)]``,
+    one row per part, its padding and illegal actions at the lowest float."""
+    index, valid = part_layout(parts)
+    legal = valid if mask is None else valid & mask[..., index]
+    return masked_logits(logits[..., index], jnp.asarray(legal))
+
+
 def multi_categorical(
     logits: jax.Array, parts: tuple[int, ...], mask: jax.Array | None = None
 ) -> distrax.Distribution:
     """Independent Categoricals, part ``i`` over its ``parts[i]`` slice of
     ``logits`` ``[..., sum(parts)]`` (and of ``mask``); actions int32
     ``[..., len(parts)]``, log-probability and entropy summed over parts."""
-    index, valid = part_layout(parts)
-    legal = valid if mask is None else valid & mask[..., index]
-    part_logits = masked_logits(logits[..., index], jnp.asarray(legal))
-    return distrax.Independent(distrax.Categorical(logits=part_logits), 1)
+    per_part = part_logits(logits, parts, mask)
+    return distrax.Independent(distrax.Categorical(logits=per_part), 1)
 
 
 class ActionDistribution(NamedTuple):
@@ -136,17 +144,14 @@ def _argmax(a: ActorOutput, mask: jax.Array | None = None) -> jax.Array:
 
 
 def _multi_discrete(parts: tuple[int, ...]) -> ActionDistribution:
-    index, valid = part_layout(parts)
-
     def dist(
         a: ActorOutput, hp: Hyperparams, mask: jax.Array | None = None
     ) -> distrax.Distribution:
         return multi_categorical(a.out, parts, mask)
 
     def mode(a: ActorOutput, mask: jax.Array | None = None) -> jax.Array:
-        legal = valid if mask is None else valid & mask[..., index]
-        part_logits = masked_logits(a.out[..., index], jnp.asarray(legal))
-        return jnp.argmax(part_logits, axis=-1).astype(jnp.int32)
+        per_part = part_logits(a.out, parts, mask)
+        return jnp.argmax(per_part, axis=-1).astype(jnp.int32)
 
     return ActionDistribution(dist=dist, mode=mode)
 
