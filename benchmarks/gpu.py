@@ -107,7 +107,8 @@ def plan(only: str | None = None) -> list[Row]:
         for s in SEEDS[name]
     ]
     if playground_available():
-        rows += [Row("playground", n, 32, 1) for n in PLAYGROUND_ENVS]
+        rollout = preset_of(Row("playground", 1, 0, 1)).rollout_length
+        rows += [Row("playground", n, rollout, 1) for n in PLAYGROUND_ENVS]
     return [r for r in rows if only is None or r.preset == only]
 
 
@@ -118,7 +119,9 @@ def peak_bytes() -> float:
 
 def measure(row: Row, repeats: int, steps_per_call: int) -> None:
     """Fill ``row`` in place: compile, warm up, time ``repeats`` calls."""
-    config = preset_of(row).replace(num_envs=row.num_envs)
+    config = preset_of(row).replace(
+        num_envs=row.num_envs, rollout_length=row.rollout_length
+    )
     steps_per_iteration = row.seeds * config.batch_size
     row.chunk_iterations = max(
         1, min(50, math.ceil(steps_per_call / steps_per_iteration))
@@ -219,10 +222,13 @@ def write(out_dir: Path, info: dict, rows: list[Row]) -> None:
             "",
         ]
     else:
+        pg = preset_of(Row("playground", 1, 0, 1))
         lines += [
             "",
-            f"playground: {PLAYGROUND_TASK}, `tuned` preset (4 epochs x 4 "
-            "minibatches, 64-64 tanh), physics in JAX (MJX).",
+            f"playground: {PLAYGROUND_TASK}, `tuned` preset ({pg.update_epochs} "
+            f"epochs x {pg.num_minibatches} minibatches, "
+            f"{'-'.join(map(str, pg.hidden_sizes))} {pg.activation}) at the "
+            "envs x steps shown, physics in JAX (MJX).",
             "",
         ]
     (out_dir / NAME).write_text("\n".join(lines))

@@ -27,8 +27,10 @@ if ! python3 -c 'import jax, sys; sys.exit(jax.default_backend() != "gpu")'; the
 fi
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader || true
 python3 -c 'from importlib.metadata import version as v; print(*(f"{p} {v(p)}" for p in ("jax", "jaxlib", "flax", "optax", "gymnax", "distrax")))'
-# Allocate on demand, so that peak memory is what the programs use.
-export XLA_PYTHON_CLIENT_PREALLOCATE=false PYTHONUNBUFFERED=1
+# Allocate on demand, so that peak memory is what the programs use. No
+# rendering here: MUJOCO_GL=disable keeps mujoco's import from loading an
+# OpenGL backend (with PyOpenGL but no EGL library it fails with an AttributeError).
+export XLA_PYTHON_CLIENT_PREALLOCATE=false PYTHONUNBUFFERED=1 MUJOCO_GL="${MUJOCO_GL:-disable}"
 if [ "${1:-}" = protocol ]; then
     python3 benchmarks/protocols.py "${@:2}" --device all
     if [ -n "${OUT:-}" ]; then
