@@ -41,7 +41,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 from common import CRAFTAX_TUNED  # noqa: E402
 from learning import run  # noqa: E402
 
-from ppo_jax.run.statistics import format_iqm, summarize  # noqa: E402
+from ppo_jax.run.statistics import format_iqm, format_mean_std, summarize  # noqa: E402
 
 RESULTS = Path(__file__).parent / "results"
 RUNS = RESULTS / "protocols"
@@ -78,6 +78,7 @@ class Protocol:
     score_scale: float = 1.0  # our return x this = the reference's unit
     unit: str = "return"
     reference_settings: str = ""  # the settings the reference ran with
+    digits: int = 1  # decimals of the scores in the tables (2 for rates)
 
 
 # The DM Control `tuned` preset before commit 89e569e (2026-12-04), laid out
@@ -236,6 +237,7 @@ PROTOCOLS: dict[str, Protocol] = {
         ),
         Protocol(
             name="navix-1m",
+            digits=2,
             title="NAVIX's MiniGrid tasks, rejax's 1M steps",
             source=(
                 "NAVIX's rejax PPO baselines (github epignatelli/navix, commit "
@@ -288,6 +290,7 @@ PROTOCOLS: dict[str, Protocol] = {
         ),
         Protocol(
             name="xminigrid-1m",
+            digits=2,
             title="XLand-MiniGrid's MiniGrid ports, 1M steps",
             source=(
                 "no published per-task PPO figure at this budget; reward "
@@ -306,6 +309,7 @@ PROTOCOLS: dict[str, Protocol] = {
         ),
         Protocol(
             name="pgx-random-500k",
+            digits=2,
             title="Pgx games against the uniformly random opponent, 500k steps",
             source=(
                 "random play against the random opponent scores about 0 "
@@ -491,13 +495,16 @@ def report() -> str:
 
 def _row(protocol: Protocol, record: dict) -> str:
     """One stored run as a row of the protocol's table."""
-    s = scores(protocol, record)
+    s, d = scores(protocol, record), protocol.digits
     machine = str(record["machine"]).split(", jax")[0]
+    # The protocol's reference as written now (a run stores the one of its day).
+    task = next((t for t in protocol.tasks if t.label == record["task"]), None)
+    reference = record["reference"] if task is None else task.reference
     return (
-        f"| {record['task']} | {_reference(record['reference'])} "
+        f"| {record['task']} | {_reference(reference)} "
         f"| {record['settings']} | {record['seeds']} | {record['steps']:,} "
-        f"| {format_iqm(summarize(s))} | {s.mean():.1f} ± {s.std():.1f} "
-        f"| {ratio(float(s.mean()), record['reference'])} "
+        f"| {format_iqm(summarize(s), d)} | {format_mean_std(summarize(s), d)} "
+        f"| {ratio(float(s.mean()), reference)} "
         f"| {record['train_s']:.0f} | {record['compile_s']:.0f} "
         f"| {record['sps']:,.0f} | {machine} | {record['date']} |"
     )
@@ -602,11 +609,12 @@ def main() -> None:
     for task in tasks:
         for label in args.settings or protocol.settings:
             r = run_task(protocol, task, label, args.seeds or protocol.seeds)
-            s = scores(protocol, r)
+            s, d = scores(protocol, r), protocol.digits
+            summary = summarize(s)
             print(
                 f"{protocol.name} {task.label} [{label}]: {r['seeds']} seeds x "
                 f"{r['steps']:,} steps: {protocol.compared} {protocol.unit} "
-                f"{s.mean():.1f} ± {s.std():.1f} (IQM {format_iqm(summarize(s))}), "
+                f"{format_mean_std(summary, d)} (IQM {format_iqm(summary, d)}), "
                 f"reference {_reference(task.reference)}, ratio "
                 f"{ratio(s.mean(), task.reference)}; {r['train_s']:.0f} s "
                 f"({r['sps']:,.0f} steps/s), compile {r['compile_s']:.0f} s",
