@@ -28,7 +28,7 @@ from ppo_jax.algo.normalization import (
 )
 from ppo_jax.analysis.evaluation import load_policy, load_run
 from ppo_jax.analysis.exporting import export_npz, export_onnx
-from ppo_jax.networks.structured import entry_kind
+from ppo_jax.networks.structured import StructuredEncoder, entry_kind
 from ppo_jax.run.host_policy import RecurrentNumpyPolicy
 from ppo_jax.run.rundir import read_rows
 
@@ -60,18 +60,42 @@ GRID_ARGS = [
 
 def test_dict_observations_read_whole_are_described_entry_by_entry():
     spec = make_env(GRID, env=uc.StructuredMatchEnv()).spec
-    assert list(spec.obs_structure) == ["grid", "lit", "noise"]
+    assert list(spec.obs_structure) == ["grid", "lit", "noise", "ticks"]
     grid = spec.obs_structure["grid"]
     assert grid.shape == (4, 4, 2) and grid.dtype == jnp.uint8
     assert spec.obs_structure["lit"].dtype == jnp.bool_
-    assert spec.obs_shape == (4 * 4 * 2 + 2 + 3,)  # sizes only
+    assert spec.obs_shape == (4 * 4 * 2 + 2 + 3 + 1,)  # sizes only
     assert entry_kind((4, 4, 2), np.uint8) == "ids"
     assert entry_kind((4, 4), np.int32) == "ids"
     assert entry_kind((8, 8, 3), np.float32) == "grid"
     assert entry_kind((8, 8, 3), np.bool_) == "grid"
     assert entry_kind((5, 3), np.float32) == "flat"
-    assert entry_kind((), np.int32) == "flat"
+    assert entry_kind((), np.int32) == "counts"
+    assert entry_kind((2,), np.uint16) == "counts"
     assert entry_kind((2,), np.bool_) == "flat"
+
+
+def test_integer_counts_enter_as_a_signed_log():
+    # A counter in the thousands (Jumanji Snake's step_count) would swamp the
+    # dense layers as a raw float: sign(x) * log(1 + |x|), against numpy.
+    encoder = StructuredEncoder(
+        ranks={"step": 0, "dir": 1},
+        kinds={"step": "counts", "dir": "counts"},
+        channels=(4,), kernel=3, activation="relu", ortho_init=True,
+    )  # fmt: skip
+    step = np.array([0, 4000, -7], np.int32)
+    direction = np.array([[0, 3], [1, 2], [5, 255]], np.uint8)
+    obs = {"step": jnp.asarray(step), "dir": jnp.asarray(direction)}
+    encoded = encoder.apply(encoder.init(jax.random.key(0), obs), obs)
+    want = np.concatenate(
+        [
+            np.log1p(direction.astype(float)),
+            (np.sign(step) * np.log1p(np.abs(step)))[:, None],
+        ],
+        -1,
+    )
+    assert encoded.dtype == jnp.float32 and encoded.shape == (3, 3)
+    np.testing.assert_allclose(encoded, want, rtol=1e-6)
 
 
 def test_normalization_touches_float_entries_only():
@@ -160,12 +184,12 @@ def test_masked_structured_env_from_the_cli(tmp_path, monkeypatch):
         str(export_onnx(run_dir)), providers=["CPUExecutionProvider"]
     )
     names = [i.name for i in session.get_inputs()]
-    assert names == ["obs.grid", "obs.lit", "obs.noise", "action_mask"]
+    assert names == ["obs.grid", "obs.lit", "obs.noise", "obs.ticks", "action_mask"]
     feed = {f"obs.{k}": v.astype(np.float32) for k, v in obs.obs.items()}
     feed["action_mask"] = only_next.action_mask.astype(np.float32)
     np.testing.assert_array_equal(session.run(["action"], feed)[0], nxt)
     z = np.load(export_npz(run_dir))
-    assert list(z["obs_keys"]) == ["grid", "lit", "noise"]
+    assert list(z["obs_keys"]) == ["grid", "lit", "noise", "ticks"]
     assert (
         tuple(z["obs_shape/grid"]) == (4, 4, 2) and str(z["obs_dtype/grid"]) == "uint8"
     )

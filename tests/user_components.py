@@ -332,11 +332,12 @@ class StructuredMatchEnv(MatchEnv):
     """MatchEnv seen through a dict of arrays: ``grid``, uint8 ids ``[4, 4,
     2]`` (channel 0: tile 5 across the card's row, 1 elsewhere; channel 1:
     random colour ids 0-9, noise); ``noise``, float32 ``[3]`` N(0, 10^2);
-    ``lit``, bool ``[2]`` random. The card is in the grid alone. Random play
-    scores 2 of 8, a perfect policy 8."""
+    ``lit``, bool ``[2]`` random; ``ticks``, an int32 scalar drawn from 0 to
+    4999 (a counter at Jumanji's scale, noise too). The card is in the grid
+    alone. Random play scores 2 of 8, a perfect policy 8."""
 
     def _dict(self, obs: jax.Array, key: jax.Array) -> dict[str, jax.Array]:
-        colour_key, noise_key, lit_key = jax.random.split(key, 3)
+        colour_key, noise_key, lit_key, tick_key = jax.random.split(key, 4)
         rows = jnp.broadcast_to(obs[:, None], (NUM_CARDS, NUM_CARDS))
         tiles = jnp.where(rows > 0, 5, 1).astype(jnp.uint8)
         colours = jax.random.randint(colour_key, (NUM_CARDS, NUM_CARDS), 0, 10)
@@ -344,6 +345,7 @@ class StructuredMatchEnv(MatchEnv):
             "grid": jnp.stack([tiles, colours.astype(jnp.uint8)], -1),
             "noise": 10.0 * jax.random.normal(noise_key, (3,)),
             "lit": jax.random.bernoulli(lit_key, 0.5, (2,)),
+            "ticks": jax.random.randint(tick_key, (), 0, 5000),
         }
 
     def reset(self, key, params):

@@ -47,13 +47,12 @@ navix keeps in its state, seeded by the reset, as in navix itself: a trajectory
 from a reset key and fixed actions is navix's own, step for step.
 
 Costs: the reset is computed on every step (under ``vmap`` both sides of a
-select run), as gymnax does too; for the grid worlds this is cheap: vmapped
-over 1024 envs with a key per env and step, about as fast as navix's own
-``step`` (Empty-5x5, 2 shared CPU cores: 3-5 million steps/s, of which
-splitting the keys takes a third or more). The env state is navix's whole
-``Timestep``, including the tile images navix keeps for RGB rendering
-(uint8, ``(H * W + 1) x 8 x 8 x 3``: 5 KB per env for a 5x5 grid), which the
-symbolic observation never reads.
+select run), as gymnax does too, with the rendering cache of the state passed
+on (as navix's own auto-reset does) rather than built again;
+``benchmarks/family_speed.py`` compares it with navix's own ``step``. The
+env state is navix's whole ``Timestep``, including the tile images navix
+keeps for RGB rendering (uint8, ``(H * W + 1) x 8 x 8 x 3``: 5 KB per env for
+a 5x5 grid), which the symbolic observation never reads.
 """
 
 from __future__ import annotations
@@ -68,7 +67,7 @@ from flax import struct
 from gymnax.environments import spaces
 
 from ppo_jax.config.schema import ConfigError
-from ppo_jax.envs.contract import Observation, PyTree, StepResult, select_where
+from ppo_jax.envs.contract import Observation, PyTree, StepResult, reset_where_done
 from ppo_jax.envs.refusals import did_you_mean, refuse_backend, require_extra
 
 MINIGRID = "MiniGrid-"
@@ -123,17 +122,21 @@ class NavixEnv:
         at_limit = ended.t >= params.max_steps_in_episode
         truncated = jnp.logical_and(at_limit, jnp.logical_not(terminated))
         done = jnp.logical_or(terminated, truncated)
-        # The step's key has one use: the reset of a finished episode.
-        fresh = self.env.reset(key)
+        # The step's key has one use: the reset of a finished episode. The
+        # rendering cache (tile images that depend on the grid's size only) is
+        # passed on as navix's own step does: rebuilt in every step, it halved
+        # the adapter's speed (DoorKey-5x5, 1024 envs).
+        fresh = self.env.reset(key, state.timestep.state.cache)
         # navix's step types as this step ended: 0 transition, 1 truncation
         # (the params' limit), 2 termination.
         step_type = 2 * terminated.astype(jnp.int32) + truncated.astype(jnp.int32)
         ended = ended.replace(step_type=step_type)
-        next_timestep = select_where(done, fresh, ended)
+        next_timestep, obs, info = reset_where_done(
+            done, fresh, ended, lambda t: t.observation
+        )
         reward = jnp.asarray(ended.reward, jnp.float32)
-        info = {"final_observation": ended.observation}
         return (
-            next_timestep.observation,
+            obs,
             NavixState(timestep=next_timestep),
             reward,
             terminated,

@@ -13,8 +13,13 @@ Per entry of one observation (its shape without batch axes):
   (``conv_channels``, ``conv_kernel``), flattened;
 - float or boolean grid of rank 3 (``[H, W, C]``: an image, MinAtar-style
   channels): the convolutional torso, flattened;
-- anything else (vectors, scalars, float matrices such as a set of items'
-  features, integer counts of rank 0 or 1): cast to float32 and flattened.
+- integer counts (an integer dtype of any other rank: a step counter, an
+  agent's direction, a vector of counts): ``sign(x) * log(1 + |x|)``,
+  flattened, so that a counter that reaches thousands (Jumanji Snake's
+  ``step_count``: up to 4000) enters the dense layers at the scale of the
+  others (8.3 for 4000; 0 to 1.4 for a direction of 0 to 3);
+- anything else (float vectors, scalars and matrices such as a set of items'
+  features, boolean flags): cast to float32 and flattened.
 
 The encodings, concatenated in the dict's (sorted) key order, go through
 ``hidden_sizes`` dense layers and the output layer, as in the MLP. Actor and
@@ -46,10 +51,13 @@ VOCABULARY = 256
 
 def entry_kind(shape: tuple[int, ...], dtype: Any) -> str:
     """How an entry of one observation is encoded: ``"ids"`` (embedding, then
-    convolutions), ``"grid"`` (convolutions) or ``"flat"``."""
+    convolutions), ``"grid"`` (convolutions), ``"counts"`` (signed log,
+    flattened) or ``"flat"``."""
     integer = np.issubdtype(np.dtype(dtype), np.integer)
     if integer and len(shape) in (2, 3):
         return "ids"
+    if integer:
+        return "counts"
     if len(shape) == 3:
         return "grid"
     return "flat"
@@ -83,6 +91,10 @@ class StructuredEncoder(nn.Module):
                 x = conv_torso(
                     x, self.channels, self.kernel, self.activation, self.ortho_init
                 )
+            if kind == "counts":
+                # log(1 + |x|) rather than log1p: exported to ONNX as is.
+                x = x.astype(jnp.float32)
+                x = jnp.sign(x) * jnp.log(1.0 + jnp.abs(x))
             parts.append(x.reshape(batch + (-1,)).astype(jnp.float32))
         return jnp.concatenate(parts, axis=-1)
 
@@ -149,8 +161,9 @@ def encoded_width(entries: Mapping[str, Any], config: PPOConfig) -> int:
     for value in entries.values():
         shape = tuple(value.shape)
         kind = entry_kind(shape, value.dtype)
-        cells = shape[0] * shape[1] if kind != "flat" else int(np.prod(shape))
-        width += cells * (config.conv_channels[-1] if kind != "flat" else 1)
+        conv = kind in ("ids", "grid")
+        cells = shape[0] * shape[1] if conv else int(np.prod(shape))
+        width += cells * (config.conv_channels[-1] if conv else 1)
     return width
 
 
