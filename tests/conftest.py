@@ -121,6 +121,30 @@ def run_module(module, *args, timeout=300, env=ENV):
     )  # fmt: skip
 
 
+def run_main(module, *args):
+    """``python -m MODULE ARGS`` run in this process: ``MODULE.main(argv)`` with
+    its stdout and stderr captured, as a ``CompletedProcess``. For tests of
+    what a command does rather than of the process around it (signals, exit
+    at import, ``-m`` itself): a subprocess costs each test 2-3 s of CPU for
+    importing jax, flax and distrax again, and tracing what this process has
+    already traced. user_components imports as in ``run_cli`` (tests/ is on
+    this process's path)."""
+    import contextlib
+    import importlib
+    import io
+
+    main = importlib.import_module(module).main
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        try:
+            code = main(list(args))
+        except SystemExit as stop:  # argparse's own exits (--help, bad flags)
+            code = stop.code
+    return subprocess.CompletedProcess(
+        [module, *args], code or 0, out.getvalue(), err.getvalue()
+    )
+
+
 # With tests/ on PYTHONPATH: the CLI imports user_components (--env/--network).
 USER_ENV = {
     **ENV,
@@ -131,14 +155,15 @@ USER_ENV = {
 
 
 def run_cli(*args):
-    """``python -m ppo_jax.train ARGS`` able to import user_components."""
-    return run_module("ppo_jax.train", *args, env=USER_ENV)
+    """``python -m ppo_jax.train ARGS`` able to import user_components, run in
+    this process (``run_main``)."""
+    return run_main("ppo_jax.train", *args)
 
 
 @pytest.fixture(scope="session")
 def trained_run(tmp_path_factory):
     run_dir = tmp_path_factory.mktemp("cli") / "run"
-    proc = run_module(
+    proc = run_main(
         "ppo_jax.train",
         *TINY_ARGS,
         "--total-timesteps",
@@ -148,3 +173,19 @@ def trained_run(tmp_path_factory):
     )
     assert proc.returncode == 0, proc.stderr
     return run_dir, proc.stdout
+
+
+def refused_before_building(monkeypatch, library, family, task, backend, match):
+    """``family.make(task)`` (an env family's module of ppo_jax.envs) refuses
+    ``task`` with ``backend`` in one sentence matching ``match``, without
+    calling ``library.make`` (the family's own library)."""
+    from ppo_jax.config.schema import ConfigError
+
+    def never(*args, **kwargs):
+        raise AssertionError("a refused task must not be built")
+
+    monkeypatch.setattr(library, "make", never)
+    prefix = family.__name__.rsplit(".", 1)[-1]
+    with pytest.raises(ConfigError, match=match) as error:
+        family.make(task, f"{prefix}/{task}", backend)
+    assert str(error.value).count(". ") == 0 and str(error.value).endswith(".")

@@ -10,7 +10,7 @@ import time
 
 import numpy as np
 import pytest
-from conftest import ENV, TINY_ARGS, run_module
+from conftest import ENV, TINY_ARGS, run_main
 
 from ppo_jax import load_policy
 from ppo_jax.evaluate import main as evaluate_main
@@ -87,7 +87,7 @@ def test_a_tutorial_run_on_pendulum_ends_with_its_context():
 
 def test_evaluate_prints_episodes_and_summary(trained_run):
     run_dir, _ = trained_run
-    proc = run_module("ppo_jax.evaluate", str(run_dir), "--episodes", "3")
+    proc = run_main("ppo_jax.evaluate", str(run_dir), "--episodes", "3")
     assert proc.returncode == 0, proc.stderr
     episodes = re.findall(
         r"^episode (\d): length=(\d+) return=(-?[\d.]+)$", proc.stdout, re.M

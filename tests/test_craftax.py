@@ -52,12 +52,6 @@ def test_bad_names_and_backends_are_one_sentence(task, backend, match):
     assert str(error.value).count(". ") == 0 and str(error.value).endswith(".")
 
 
-def test_missing_craftax_is_one_sentence(monkeypatch):
-    monkeypatch.setattr(family.importlib.util, "find_spec", lambda name: None)
-    with pytest.raises(ConfigError, match=r"pip install -e '\.\[craftax\]'"):
-        family.make("Craftax-Symbolic-v1", "craftax/Craftax-Symbolic-v1", None)
-
-
 def test_unknown_name_on_the_command_line_exits_2_before_compiling():
     proc = run_cli("--env", "craftax/Craftax-Classic-Symbolic-v2", "--quiet")
     assert proc.returncode == 2, proc.stderr

@@ -24,6 +24,12 @@ ARGS = [
 ]  # fmt: skip
 
 
+# 40 iterations, a checkpoint after each: long enough to kill a process
+# mid-run; the module's uninterrupted runs are this long too, so that the
+# killed-and-resumed pair is compared with them.
+LONG = ["--total-timesteps", str(200 * 40), "--save-freq", "1"]
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -63,12 +69,12 @@ def runs(tmp_path_factory):
     one, first, second = (tmp_path_factory.mktemp(n) for n in ("one", "p0", "p1"))
     coordinator = f"127.0.0.1:{free_port()}"
     procs = [
-        train(cwd, "--coordinator", coordinator, "--num-processes", "2",
+        train(cwd, *LONG, "--coordinator", coordinator, "--num-processes", "2",
               "--process-id", str(i))
         for i, cwd in enumerate((first, second))
     ]  # fmt: skip
     outs = [finish(p) for p in procs]
-    finish(train(one))
+    finish(train(one, *LONG))
     return one, first, second, outs
 
 
@@ -76,7 +82,7 @@ def test_two_processes_equal_one_up_to_rounding(runs):
     one, first, _, outs = runs
     assert "4 runs, 2 device(s)" in outs[0]  # one mesh over both processes
     single, double = read_rows(one / "run"), read_rows(first / "run")
-    assert len(single) == len(double) == 4 * 4  # 4 iterations x 4 seeds
+    assert len(single) == len(double) == 40 * 4  # 40 iterations x 4 seeds
     for a, b in zip(single, double, strict=True):
         assert (a["iteration"], a["run"]) == (b["iteration"], b["run"])
         for field in ("mean_return", "actor_loss", "critic_loss", "entropy"):
@@ -155,7 +161,7 @@ def test_a_bad_coordinator_timeout_is_one_sentence():
     assert "PPO_JAX_COORDINATOR_TIMEOUT='soon'" in line
 
 
-def test_a_killed_peer_stops_the_other_in_one_sentence_and_both_resume(tmp_path):
+def test_a_killed_peer_stops_the_other_in_one_sentence_and_both_resume(tmp_path, runs):
     # Process 1 is killed mid-run: process 0 notices at once (not after JAX's
     # heartbeat timeout and a native abort), keeps a consistent run directory
     # and exits with its own code; starting both again with --resume ends
@@ -166,20 +172,16 @@ def test_a_killed_peer_stops_the_other_in_one_sentence_and_both_resume(tmp_path)
 
     from ppo_jax.run.distributed import EXIT_PEER_LOST
 
-    long = ["--total-timesteps", str(200 * 40), "--save-freq", "1"]
-    dirs = {n: tmp_path / n for n in ("p0", "p1", "whole0", "whole1")}
+    dirs = {n: tmp_path / n for n in ("p0", "p1")}
     for d in dirs.values():
         d.mkdir()
 
-    def pair(cwd0, cwd1, *extra):
-        coordinator = f"127.0.0.1:{free_port()}"
-        return [
-            train(cwd, *long, "--coordinator", coordinator, "--num-processes", "2",
-                  "--process-id", str(i), *extra)
-            for i, cwd in enumerate((cwd0, cwd1))
-        ]  # fmt: skip
-
-    first, second = pair(dirs["p0"], dirs["p1"])
+    coordinator = f"127.0.0.1:{free_port()}"
+    first, second = [
+        train(cwd, *LONG, "--coordinator", coordinator, "--num-processes", "2",
+              "--process-id", str(i))
+        for i, cwd in enumerate((dirs["p0"], dirs["p1"]))
+    ]  # fmt: skip
     metrics = dirs["p0"] / "run" / "metrics.csv"
     deadline = time.monotonic() + 120
     while not (metrics.exists() and len(metrics.read_text().splitlines()) > 1):
@@ -201,7 +203,8 @@ def test_a_killed_peer_stops_the_other_in_one_sentence_and_both_resume(tmp_path)
     assert max(r["iteration"] for r in rows) == done  # checkpoint and metrics agree
 
     # Both again with --resume (process 1 reads the same directory, as on a
-    # shared file system), and a run of both that was never interrupted.
+    # shared file system); compared with the module's 2-process run, never
+    # interrupted.
     coordinator = f"127.0.0.1:{free_port()}"
     resumed = [
         subprocess.Popen(
@@ -213,11 +216,10 @@ def test_a_killed_peer_stops_the_other_in_one_sentence_and_both_resume(tmp_path)
         )
         for i, cwd in enumerate((dirs["p0"], dirs["p1"]))
     ]  # fmt: skip
-    whole = pair(dirs["whole0"], dirs["whole1"])
-    for proc in [*resumed, *whole]:
+    for proc in resumed:
         finish(proc)
     ignore = {"seconds"}
-    got, want = read_rows(run_dir), read_rows(dirs["whole0"] / "run")
+    got, want = read_rows(run_dir), read_rows(runs[1] / "run")
     assert len(got) == len(want) == 40 * 4
     for a, b in zip(got, want, strict=True):  # repr: NaN (no evaluation) == NaN
         assert repr({k: v for k, v in a.items() if k not in ignore}) == repr(

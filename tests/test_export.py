@@ -9,7 +9,7 @@ from pathlib import Path
 import jax
 import numpy as np
 import pytest
-from conftest import USER_ENV, run_module
+from conftest import run_main, run_module
 from test_hostile import one_line_refusal
 
 from ppo_jax import MaskedObservation
@@ -32,9 +32,7 @@ BOOST = 300.0  # output layer scale: tiny runs act near 0, far inside the bounds
 
 
 def train(run_dir, *args):
-    proc = run_module(
-        "ppo_jax.train", *TUNED_TINY, *args, "--run-dir", str(run_dir), env=USER_ENV
-    )
+    proc = run_main("ppo_jax.train", *TUNED_TINY, *args, "--run-dir", str(run_dir))
     assert proc.returncode == 0, proc.stderr
     return run_dir
 

@@ -154,13 +154,6 @@ def test_bad_names_and_backends_are_one_sentence(task, backend, match):
     assert str(error.value).count(". ") == 0 and str(error.value).endswith(".")
 
 
-def test_missing_navix_is_one_sentence(monkeypatch):
-    monkeypatch.setattr(family.importlib.util, "find_spec", lambda name: None)
-    with pytest.raises(ConfigError, match=r"pip install -e '\.\[navix\]'") as error:
-        family.make("Navix-Empty-5x5-v0", NAME, None)
-    assert str(error.value).count(". ") == 0
-
-
 def test_ppo_learns_empty_5x5():
     # 32 envs x 32 steps x 20 iterations (20k steps), 30-step episodes: a
     # random policy reaches the goal in about 1 episode of 10 (return 1,

@@ -10,11 +10,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from conftest import run_fast
+from conftest import refused_before_building, run_fast
 from flax import struct
 
 from ppo_jax import PPOConfig, make_train
-from ppo_jax.config.schema import ConfigError
 from ppo_jax.envs import make_env
 from ppo_jax.envs.contract import MaskedObservation
 
@@ -264,20 +263,7 @@ def test_games_are_pgxs_but_minatar():
     ],
 )
 def test_refusals_are_one_sentence(monkeypatch, task, backend, match):
-    def never(*args, **kwargs):
-        raise AssertionError("a refused game must not be built")
-
-    monkeypatch.setattr(pgx, "make", never)
-    with pytest.raises(ConfigError, match=match) as error:
-        family.make(task, f"pgx/{task}", backend)
-    assert str(error.value).count(". ") == 0 and str(error.value).endswith(".")
-
-
-def test_missing_pgx_is_one_sentence(monkeypatch):
-    monkeypatch.setattr(family.importlib.util, "find_spec", lambda name: None)
-    with pytest.raises(ConfigError, match=r"pip install -e '\.\[pgx\]'") as e:
-        family.make(TASK, NAME, None)
-    assert str(e.value).count(". ") == 0
+    refused_before_building(monkeypatch, pgx, family, task, backend, match)
 
 
 def test_random_legal_action_is_legal_and_uniform():

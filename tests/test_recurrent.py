@@ -8,7 +8,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from conftest import make_spec, run_fast, run_module
+from conftest import make_spec, run_fast, run_main
 
 from ppo_jax import PPOConfig, make_train
 from ppo_jax.algo.batch import shuffled_sequences
@@ -206,7 +206,7 @@ def test_same_key_same_run_and_vmap_equals_single(chain_results):
 @pytest.fixture(scope="module")
 def gru_run(tmp_path_factory):
     run_dir = tmp_path_factory.mktemp("gru") / "run"
-    proc = run_module(
+    proc = run_main(
         "ppo_jax.train", "--preset", "tuned", "--network", "gru",
         "--env", "MemoryChain-bsuite", "--num-envs", "16", "--rollout-length",
         "32", "--num-minibatches", "4", "--update-epochs", "4", "--lr", "1e-3",
@@ -246,20 +246,20 @@ def test_recurrent_policy_in_gymnax_and_through_load_policy_agree(gru_run):
     action2, _ = policy(np.zeros((3, 3), np.float32), state)
     assert action2.shape == (3,)
 
-    proc = run_module("ppo_jax.evaluate", str(gru_run), "--episodes", "3")
+    proc = run_main("ppo_jax.evaluate", str(gru_run), "--episodes", "3")
     assert proc.returncode == 0, proc.stderr
     assert "episodes=3" in proc.stdout
 
 
 def test_onnx_export_of_a_recurrent_run_is_refused(gru_run):
-    proc = run_module("ppo_jax.export", str(gru_run), "--format", "onnx")
+    proc = run_main("ppo_jax.export", str(gru_run), "--format", "onnx")
     assert proc.returncode == 2
     assert proc.stderr.count("\n") == 1 and "recurrent" in proc.stderr
 
 
 def test_cnn_gru_on_minatar_from_the_command_line(tmp_path):
     run_dir = tmp_path / "run"
-    proc = run_module(
+    proc = run_main(
         "ppo_jax.train", "--env", "Breakout-MinAtar", "--preset", "tuned",
         "--network", "cnn-gru", "--conv-channels", "4", "--hidden-sizes", "16",
         "--recurrent-size", "8", "--num-envs", "8", "--rollout-length", "16",
@@ -268,7 +268,7 @@ def test_cnn_gru_on_minatar_from_the_command_line(tmp_path):
         "--max-episode-steps", "64",
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr
-    proc = run_module("ppo_jax.evaluate", str(run_dir), "--episodes", "2")
+    proc = run_main("ppo_jax.evaluate", str(run_dir), "--episodes", "2")
     assert proc.returncode == 0, proc.stderr
 
 

@@ -10,7 +10,7 @@ import time
 
 import numpy as np
 import pytest
-from conftest import ENV, TINY_ARGS, run_module
+from conftest import ENV, TINY_ARGS, run_main
 
 from ppo_jax import PPOConfig
 from ppo_jax.evaluate import main as evaluate_main
@@ -59,7 +59,7 @@ def test_sigkill_during_checkpoint_writes_leaves_a_loadable_checkpoint(tmp_path)
 
 def test_absurd_learning_rate_stops_with_a_message_and_a_good_checkpoint(tmp_path):
     run_dir = tmp_path / "nan"
-    proc = run_module(
+    proc = run_main(
         "ppo_jax.train", *TINY_ARGS, "--total-timesteps", "2000", "--lr", "1e30",
         "--run-dir", str(run_dir),
     )  # fmt: skip
@@ -78,7 +78,7 @@ def test_absurd_learning_rate_stops_with_a_message_and_a_good_checkpoint(tmp_pat
     assert all(np.isfinite(x).all() for x in leaves)
     rows = (run_dir / "metrics.csv").read_text().strip().splitlines()[1:]
     assert len(rows) == kept
-    evaluate = run_module("ppo_jax.evaluate", str(run_dir), "--episodes", "2")
+    evaluate = run_main("ppo_jax.evaluate", str(run_dir), "--episodes", "2")
     assert evaluate.returncode == 0 and "mean_return=" in evaluate.stdout
 
 
@@ -162,7 +162,7 @@ def test_gymnasium_backend_refuses_envs_it_lacks(tmp_path, capsys):
 
 
 def test_gymnasium_backend_prints_the_same_lines(pendulum_run):
-    proc = run_module(
+    proc = run_main(
         "ppo_jax.evaluate",
         str(pendulum_run),
         "--episodes",
@@ -206,7 +206,7 @@ def test_pendulum_dynamics_agree_between_gymnax_and_gymnasium():
 
 def test_gif_of_one_episode(pendulum_run, tmp_path):
     gif = tmp_path / "episode.gif"
-    proc = run_module(
+    proc = run_main(
         "ppo_jax.evaluate", str(pendulum_run), "--episodes", "1", "--gif", str(gif)
     )
     assert proc.returncode == 0, proc.stderr

@@ -6,10 +6,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from conftest import run_fast
+from conftest import refused_before_building, run_fast
 
 from ppo_jax import PPOConfig, make_train
-from ppo_jax.config.schema import ConfigError
 from ppo_jax.envs import make_env
 
 xminigrid = pytest.importorskip("xminigrid")
@@ -99,20 +98,7 @@ def test_spec_and_time_limit_through_make_env():
     ],
 )
 def test_refusals_are_one_sentence(monkeypatch, task, backend, match):
-    def never(*args, **kwargs):
-        raise AssertionError("a refused task must not be built")
-
-    monkeypatch.setattr(xminigrid, "make", never)
-    with pytest.raises(ConfigError, match=match) as error:
-        family.make(task, f"xminigrid/{task}", backend)
-    assert str(error.value).count(". ") == 0 and str(error.value).endswith(".")
-
-
-def test_missing_xminigrid_is_one_sentence(monkeypatch):
-    monkeypatch.setattr(family.importlib.util, "find_spec", lambda name: None)
-    with pytest.raises(ConfigError, match=r"pip install -e '\.\[xminigrid\]'") as e:
-        family.make(TASK, NAME, None)
-    assert str(e.value).count(". ") == 0
+    refused_before_building(monkeypatch, xminigrid, family, task, backend, match)
 
 
 def test_ppo_learns_empty_5x5():

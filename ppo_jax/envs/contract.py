@@ -141,6 +141,21 @@ def select_where(mask: jax.Array, a: PyTree, b: PyTree) -> PyTree:
     return jax.tree.map(pick, a, b)
 
 
+def reset_where_done(
+    done: jax.Array,
+    fresh: PyTree,
+    ended: PyTree,
+    observation: Callable[[PyTree], Observation],
+) -> tuple[PyTree, Observation, dict[str, Observation]]:
+    """The end of an auto-resetting step, for an adapter whose library state
+    carries its observation: ``(next, its observation, info)``, where ``next``
+    is ``fresh`` (the reset) where ``done`` holds, else ``ended`` (the state
+    the step reached), and ``info["final_observation"]`` is ``ended``'s
+    observation either way (the gymnax 1.x contract)."""
+    after = select_where(done, fresh, ended)
+    return after, observation(after), {"final_observation": observation(ended)}
+
+
 class Environment(Protocol):
     """What ppo_jax steps: the gymnax 1.x ``Environment`` interface."""
 

@@ -29,7 +29,7 @@ import jax.numpy as jnp
 from flax import serialization, struct
 from gymnax.environments import spaces
 
-from ppo_jax.envs.contract import PyTree, StepResult, select_where
+from ppo_jax.envs.contract import PyTree, StepResult, reset_where_done, select_where
 
 
 class BraxStyleEnv(Protocol):
@@ -129,13 +129,12 @@ class StateEnv:
         truncated = (steps >= params.max_steps_in_episode) & ~terminated
         done = terminated | truncated
         fresh = self.env.reset(key)
-        next_inner = select_where(done, fresh, inner)
+        next_inner, obs, info = reset_where_done(done, fresh, inner, lambda s: s.obs)
         next_state = StateEnvState(
             inner=next_inner, steps=jnp.where(done, 0, steps).astype(jnp.int32)
         )
-        info = {"final_observation": inner.obs}
         reward = jnp.asarray(reward, jnp.float32)
-        return next_inner.obs, next_state, reward, terminated, truncated, info
+        return obs, next_state, reward, terminated, truncated, info
 
 
 def headless_opengl_default() -> None:

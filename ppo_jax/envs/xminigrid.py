@@ -73,7 +73,7 @@ from flax import struct
 from gymnax.environments import spaces
 
 from ppo_jax.config.schema import ConfigError
-from ppo_jax.envs.contract import Observation, PyTree, StepResult, select_where
+from ppo_jax.envs.contract import Observation, PyTree, StepResult, reset_where_done
 from ppo_jax.envs.refusals import did_you_mean, refuse_backend, require_extra
 
 # xminigrid names whose task is a ruleset from a downloaded benchmark.
@@ -151,11 +151,12 @@ class XMiniGridEnv:
         done = jnp.logical_or(terminated, truncated)
         # The step's key has one use: the reset of a finished episode.
         fresh = self.env.reset(inner, key)
-        next_timestep = select_where(done, fresh, ended)
+        next_timestep, obs, info = reset_where_done(
+            done, fresh, ended, lambda t: t.observation
+        )
         reward = jnp.asarray(ended.reward, jnp.float32)
-        info = {"final_observation": ended.observation}
         return (
-            next_timestep.observation,
+            obs,
             XMiniGridState(timestep=next_timestep),
             reward,
             terminated,
