@@ -127,8 +127,8 @@ def run_main(module, *args):
     what a command does rather than of the process around it (signals, exit
     at import, ``-m`` itself): a subprocess costs each test 2-3 s of CPU for
     importing jax, flax and distrax again, and tracing what this process has
-    already traced. user_components imports as in ``run_cli`` (tests/ is on
-    this process's path)."""
+    already traced. ``--env user_components:...`` imports, as tests/ is on
+    this process's path."""
     import contextlib
     import importlib
     import io
@@ -143,15 +143,6 @@ def run_main(module, *args):
     return subprocess.CompletedProcess(
         [module, *args], code or 0, out.getvalue(), err.getvalue()
     )
-
-
-# With tests/ on PYTHONPATH: the CLI imports user_components (--env/--network).
-USER_ENV = {
-    **ENV,
-    "PYTHONPATH": os.pathsep.join(
-        [os.path.dirname(os.path.abspath(__file__)), ENV.get("PYTHONPATH", "")]
-    ),
-}
 
 
 def run_cli(*args):
