@@ -48,7 +48,8 @@ TASKS = {
 
 
 def legal_random(key: jax.Array, mask: jax.Array | None, n: int) -> jax.Array:
-    """Uniformly random legal actions ``[N]`` (any of ``n`` without a mask)."""
+    """One uniformly random legal action, an int scalar (vmapped over envs):
+    among ``mask``'s legal ones, or any of ``n`` without a mask."""
     if mask is None:
         return jax.random.randint(key, (), 0, n)
     return jax.random.categorical(key, jnp.where(mask, 0.0, -jnp.inf))

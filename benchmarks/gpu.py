@@ -82,14 +82,19 @@ def playground_available() -> bool:
     return importlib.util.find_spec("mujoco_playground") is not None
 
 
+def playground_config() -> PPOConfig:
+    """The tuned DM Control preset of the Playground rows, physics in JAX
+    (MJX): Warp's wheel is not always there (ppo_jax's env_backend default on
+    a GPU is warp)."""
+    return preset_config(
+        "tuned", env_name=f"playground/{PLAYGROUND_TASK}", env_backend="jax"
+    )
+
+
 def preset_of(row: Row) -> PPOConfig:
-    """The config a row measures (before its num_envs)."""
+    """The config a row measures (before its num_envs and rollout_length)."""
     if row.preset == "playground":
-        # The tuned DM Control preset, physics in JAX (MJX): Warp's wheel is
-        # not always there (ppo_jax's env_backend default on a GPU is warp).
-        return preset_config(
-            "tuned", env_name=f"playground/{PLAYGROUND_TASK}", env_backend="jax"
-        )
+        return playground_config()
     return PRESETS[row.preset]
 
 
@@ -107,7 +112,7 @@ def plan(only: str | None = None) -> list[Row]:
         for s in SEEDS[name]
     ]
     if playground_available():
-        rollout = preset_of(Row("playground", 1, 0, 1)).rollout_length
+        rollout = playground_config().rollout_length
         rows += [Row("playground", n, rollout, 1) for n in PLAYGROUND_ENVS]
     return [r for r in rows if only is None or r.preset == only]
 
@@ -222,7 +227,7 @@ def write(out_dir: Path, info: dict, rows: list[Row]) -> None:
             "",
         ]
     else:
-        pg = preset_of(Row("playground", 1, 0, 1))
+        pg = playground_config()
         lines += [
             "",
             f"playground: {PLAYGROUND_TASK}, `tuned` preset ({pg.update_epochs} "

@@ -496,6 +496,7 @@ def report() -> str:
 def _row(protocol: Protocol, record: dict) -> str:
     """One stored run as a row of the protocol's table."""
     s, d = scores(protocol, record), protocol.digits
+    summary = summarize(s)
     machine = str(record["machine"]).split(", jax")[0]
     # The protocol's reference as written now (a run stores the one of its day).
     task = next((t for t in protocol.tasks if t.label == record["task"]), None)
@@ -503,7 +504,7 @@ def _row(protocol: Protocol, record: dict) -> str:
     return (
         f"| {record['task']} | {_reference(reference)} "
         f"| {record['settings']} | {record['seeds']} | {record['steps']:,} "
-        f"| {format_iqm(summarize(s), d)} | {format_mean_std(summarize(s), d)} "
+        f"| {format_iqm(summary, d)} | {format_mean_std(summary, d)} "
         f"| {ratio(float(s.mean()), reference)} "
         f"| {record['train_s']:.0f} | {record['compile_s']:.0f} "
         f"| {record['sps']:,.0f} | {machine} | {record['date']} |"
