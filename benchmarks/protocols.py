@@ -240,26 +240,34 @@ PROTOCOLS: dict[str, Protocol] = {
             digits=2,
             title="NAVIX's MiniGrid tasks, rejax's 1M steps",
             source=(
-                "NAVIX's rejax PPO baselines (github epignatelli/navix, commit "
-                "3857a3bc 'feat: add rejax baselines', baselines/rejax/"
-                "navix_*_ppo_32_0_*.json: rejax PPO tuned per task, 32 seeds, "
-                "1,048,576 steps, 20 evaluation episodes a seed with sampled "
-                "actions, mean over seeds; the tasks' own settings are in the "
-                "files); navix rewards 1 at the goal, so a return is a success "
-                "rate. None published for Empty-8x8 and DoorKey-5x5"
+                "NAVIX's rerun of its rejax PPO baselines (github epignatelli/"
+                "navix, commit 250d46e9, baselines/rejax/results.bkp.2/"
+                "navix_*_ppo_5_0_*.json, August 2025, NAVIX pinned at 5fc4975a "
+                "= 0.7.0: rejax PPO tuned per task, 5 seeds, 1,048,576 steps, "
+                "20 evaluation episodes a seed with sampled actions; the figure "
+                "is the last evaluation's mean over seeds); navix rewards 1 at "
+                "the goal, so a return is a success rate. Not the July 2024 "
+                "baselines (commit 3857a3bc, DoorKey-8x8 0.997, FourRooms "
+                "0.139): they ran 53 minutes before NAVIX's fix 7a56a08 "
+                "('entities are now correctly flagged as non walkable', issue "
+                "#82, released in 0.6.16), when walls placed as entities, "
+                "DoorKey's dividing wall and FourRooms' inner walls, could be "
+                "walked through; the rerun with the same settings on the fixed "
+                "NAVIX scores DoorKey-8x8 0.01. None published for Empty-8x8 "
+                "and DoorKey-5x5"
             ),
             compared="evaluation",
             total_timesteps=1_048_576,
             seeds=3,
             tasks=(
-                Task("navix/Navix-Empty-6x6-v0", "Navix-Empty-6x6-v0", 0.969),
+                Task("navix/Navix-Empty-6x6-v0", "Navix-Empty-6x6-v0", 1.0),
                 Task(
                     "navix/Navix-Empty-Random-8x8-v0",
                     "Navix-Empty-Random-8x8-v0",
-                    0.998,
+                    1.0,
                 ),
-                Task("navix/Navix-DoorKey-8x8-v0", "Navix-DoorKey-8x8-v0", 0.997),
-                Task("navix/Navix-FourRooms-v0", "Navix-FourRooms-v0", 0.139),
+                Task("navix/Navix-DoorKey-8x8-v0", "Navix-DoorKey-8x8-v0", 0.01),
+                Task("navix/Navix-FourRooms-v0", "Navix-FourRooms-v0", 0.12),
                 Task("navix/Navix-Empty-8x8-v0", "Navix-Empty-8x8-v0", None),
                 Task("navix/Navix-DoorKey-5x5-v0", "Navix-DoorKey-5x5-v0", None),
             ),
@@ -268,13 +276,26 @@ PROTOCOLS: dict[str, Protocol] = {
                 # The reference's own settings for the task (its json's config).
                 ("rejax", "navix/Navix-DoorKey-8x8-v0"): {
                     "activation": "tanh",
-                    "num_envs": 32,
+                    "num_envs": 16,
                     "rollout_length": 128,
-                    "update_epochs": 8,
-                    "num_minibatches": 32,
-                    "max_grad_norm": 10.0,
+                    "update_epochs": 2,
+                    "num_minibatches": 1,
+                    "max_grad_norm": 1.0,
                     "gamma": 0.95,
+                    "gae_lambda": 0.9,
+                    "normalize_obs": False,
+                },
+                # rejax's swish activation is not one of ppo_jax's: relu here.
+                ("rejax", "navix/Navix-FourRooms-v0"): {
+                    "activation": "relu",
+                    "num_envs": 128,
+                    "rollout_length": 32,
+                    "update_epochs": 2,
+                    "num_minibatches": 8,
+                    "max_grad_norm": 5.0,
+                    "gamma": 0.99,
                     "gae_lambda": 0.99,
+                    "normalize_obs": False,
                 },
             },
             reference_settings=(
@@ -285,7 +306,8 @@ PROTOCOLS: dict[str, Protocol] = {
             unit="success rate",
             notes=(
                 "`rejax`: the reference's own settings for a task where they are "
-                "written here (DoorKey-8x8; the others run as `tuned`)."
+                "written here (DoorKey-8x8 and FourRooms, the tasks behind; the "
+                "others run as `tuned`)."
             ),
         ),
         Protocol(
