@@ -52,14 +52,16 @@ def train(args: list[str], run_dir: Path, env: dict[str, str]) -> float:
     return time.perf_counter() - t
 
 
-def last_evaluations(run_dir: Path) -> dict[int, float]:
-    """Per seed: the last finite ``eval_return`` in ``metrics.csv``."""
-    result: dict[int, float] = {}
+def evaluations(run_dir: Path) -> dict[int, list[list[float]]]:
+    """Per seed: its ``[timesteps, eval_return]`` pairs from ``metrics.csv``,
+    in order (the last is the seed's final figure)."""
+    result: dict[int, list[list[float]]] = {}
     with open(run_dir / "metrics.csv") as f:
         for row in csv.DictReader(f):
             value = float(row["eval_return"])
             if math.isfinite(value):
-                result[int(row["seed"])] = value
+                pair = [float(row["timesteps"]), round(value, 2)]
+                result.setdefault(int(row["seed"]), []).append(pair)
     return result
 
 
@@ -106,20 +108,57 @@ def main() -> None:
         if "vmapped" in args.ways:
             run_dir = Path(tmp) / "vmapped"
             wall = train([*base, "--num-seeds", str(args.seeds)], run_dir, env)
-            results["vmapped"] = {"wall_s": wall, "final": last_evaluations(run_dir)}
-            print(f"vmapped: {results['vmapped']}", flush=True)
+            results["vmapped"] = {"wall_s": wall, "curves": evaluations(run_dir)}
+            finals = {
+                seed: c[-1][1] for seed, c in results["vmapped"]["curves"].items()
+            }
+            print(f"vmapped, final evaluation per seed: {finals}", flush=True)
         if "processes" in args.ways:
-            finals, wall = {}, 0.0
-            for seed in range(args.seeds):
+            curves, wall = {}, 0.0
+            first = int(changes.get("seed", 0))  # --set seed=16: seeds 16, 17, ...
+            for seed in range(first, first + args.seeds):
                 run_dir = Path(tmp) / f"seed{seed}"
                 wall += train([*base, "--seed", str(seed)], run_dir, env)
-                finals.update(last_evaluations(run_dir))
-                print(f"seed {seed}: {finals[seed]:.1f}", flush=True)
-            results["processes"] = {"wall_s": wall, "final": finals}
+                curves.update(evaluations(run_dir))
+                print(f"seed {seed}: {curves[seed][-1][1]:.1f}", flush=True)
+            results["processes"] = {"wall_s": wall, "curves": curves}
 
     name = f"{args.preset}_{args.env.replace('/', '_')}_{steps}"
     if changes:
         name += "_" + "_".join(f"{k}={v}" for k, v in sorted(changes.items()))
+    STORE.mkdir(parents=True, exist_ok=True)
+    path = STORE / (re.sub(r"[^\w.=-]", "_", name) + ".json")
+    command = " ".join(["python benchmarks/robustness.py", *sys.argv[1:]])
+    ways = {
+        way: {
+            "wall_s": r["wall_s"],
+            "final": {str(seed): c[-1][1] for seed, c in r["curves"].items()},
+            # each seed's evaluations: [timesteps, return] pairs
+            "curves": {str(seed): c for seed, c in r["curves"].items()},
+            "command": command,
+            "machine": machine(),
+            "date": date.today().isoformat(),
+        }
+        for way, r in results.items()
+    }
+    if path.exists():  # the same runs' other way, measured before, is kept
+        before = json.loads(path.read_text())
+        now = {
+            "target": args.target,
+            "seeds": args.seeds,
+            "eval_episodes": args.eval_episodes,
+        }
+        if all(before[k] == v for k, v in now.items()):
+            kept = {
+                way: {
+                    "command": before["command"],
+                    "machine": before["machine"],
+                    "date": before["date"],
+                    **w,
+                }
+                for way, w in before["ways"].items()
+            }
+            ways = {**kept, **ways}
     out = {
         "env": args.env,
         "preset": args.preset,
@@ -130,18 +169,10 @@ def main() -> None:
         "eval_episodes": args.eval_episodes,
         "machine": machine(),
         "date": date.today().isoformat(),
-        "command": " ".join(["python benchmarks/robustness.py", *sys.argv[1:]]),
-        "ways": {
-            way: {
-                "wall_s": r["wall_s"],
-                "final": {str(seed): v for seed, v in r["final"].items()},
-            }
-            for way, r in results.items()
-        },
+        "command": command,
+        "ways": ways,
     }
-    STORE.mkdir(parents=True, exist_ok=True)
-    file_name = re.sub(r"[^\w.=-]", "_", name) + ".json"
-    (STORE / file_name).write_text(json.dumps(out, indent=1) + "\n")
+    path.write_text(json.dumps(out, indent=1) + "\n")
     write_table()
 
 
@@ -165,13 +196,15 @@ def write_table() -> None:
         preset = f"{r['preset']} ({changes})" if changes else r["preset"]
         for way, w in r["ways"].items():
             finals = list(w["final"].values())
+            way_machine = w.get("machine", r["machine"])
             s = summarize(finals)
             met = sum(v >= r["target"] for v in finals)
             lines.append(
                 f"| {r['env']} | {preset} | {r['total_timesteps']:,} | {way} | "
                 f"{met}/{len(finals)} | {r['target']:g} | {min(finals):.1f} | "
                 f"{format_iqm(s, 1)} | {s.mean:.1f} ± {s.std:.1f} | "
-                f"{w['wall_s']:.0f} | {r['machine'].split(', jax')[0]}, {r['date']} |"
+                f"{w['wall_s']:.0f} | {way_machine.split(', jax')[0]}, "
+                f"{w.get('date', r['date'])} |"
             )
     (RESULTS / "robustness.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))

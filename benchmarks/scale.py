@@ -59,6 +59,7 @@ def cli_sps(total_timesteps: int) -> tuple[float, float]:
         )
     assert code == 0, out.getvalue()
     final = re.search(r"sps=(\d+) compile_s=([\d.]+)", out.getvalue())
+    assert final is not None, out.getvalue()
     return float(final.group(1)), float(final.group(2))
 
 

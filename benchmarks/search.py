@@ -27,6 +27,7 @@ import sys
 import time
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 import jax
 import numpy as np
@@ -80,7 +81,7 @@ def summary_cells(values: list[float]) -> tuple[str, str]:
 
 def run_one_search(
     config: PPOConfig, args: argparse.Namespace, prune: bool, stamp: str
-) -> dict[str, object]:
+) -> dict[str, Any]:
     label = "prune" if prune else "full"
     run_dir = ROOT / "runs" / f"bench-search-{args.env}-{stamp}-{label}"
     t = time.perf_counter()

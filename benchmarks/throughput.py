@@ -190,12 +190,12 @@ def main() -> None:
         out["num_envs"][name] = rows
     out["fixed_batch"] = {}
     for name, config in PRESETS.items():
-        rows = {}
+        batch_rows: dict[str, float] = {}
         for n, t_len in FIXED_BATCH:
             cfg = config.replace(num_envs=n, rollout_length=t_len)
-            rows[f"{n}x{t_len}"] = training_sps(cfg, r)[0]
-            log(f"{name} {n} envs x {t_len} steps: {rows[f'{n}x{t_len}']:,.0f} steps/s")
-        out["fixed_batch"][name] = rows
+            sps = batch_rows[f"{n}x{t_len}"] = training_sps(cfg, r)[0]
+            log(f"{name} {n} envs x {t_len} steps: {sps:,.0f} steps/s")
+        out["fixed_batch"][name] = batch_rows
     out["seeds"] = {}
     for s in SEEDS:
         out["seeds"][s] = training_sps(PPOConfig(), r, num_seeds=s)[0]

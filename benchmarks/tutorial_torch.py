@@ -87,7 +87,7 @@ class TutorialPPO:
                     break
             rews_batch.append(ep_rews)
             self.returns.append(float(np.sum(ep_rews)))
-        rtgs = []
+        rtgs: list[float] = []
         for ep_rews in reversed(rews_batch):
             discounted = 0.0
             for rew in reversed(ep_rews):

@@ -37,7 +37,12 @@ def run(args: list[str], run_dir: Path) -> tuple[float, float, float, int]:
     t = time.perf_counter()
     proc = subprocess.run(command, capture_output=True, text=True, check=True)
     wall = time.perf_counter() - t
-    sps = float(re.search(r"sps=(\d+)", proc.stdout).group(1))
+    found = re.search(r"sps=(\d+)", proc.stdout)
+    if found is None:
+        raise SystemExit(
+            f"no sps= in the output of {' '.join(command)}:\n{proc.stdout}"
+        )
+    sps = float(found.group(1))
     gifs = [float(s) for s in re.findall(r", ([\d.]+) s\)$", proc.stdout, re.M)]
     return wall, sps, sum(gifs), len(gifs)
 
