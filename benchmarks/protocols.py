@@ -306,8 +306,8 @@ PROTOCOLS: dict[str, Protocol] = {
             unit="success rate",
             notes=(
                 "`rejax`: the reference's own settings for a task where they are "
-                "written here (DoorKey-8x8 and FourRooms, the tasks behind; the "
-                "others run as `tuned`)."
+                "written here (DoorKey-8x8 and FourRooms, the two behind the July "
+                "2024 figures; the others run as `tuned`)."
             ),
         ),
         Protocol(
