@@ -54,6 +54,7 @@ from common import (  # noqa: E402
 from ppo_jax import PPOConfig, build_pipeline  # noqa: E402
 from ppo_jax.algo.ppo import make_chunk  # noqa: E402
 from ppo_jax.envs import preset_config  # noqa: E402
+from ppo_jax.envs.craftax import CraftaxEnv  # noqa: E402
 
 RESULTS = Path(__file__).parent / "results"
 ENV = "craftax/Craftax-Classic-Symbolic-v1"
@@ -68,6 +69,7 @@ def craftax_config(**overrides: Any) -> PPOConfig:
 def env_only(config: PPOConfig, per_env_resets: bool, repeats: int) -> dict:
     """Steps/s of the env alone (random actions), compile excluded."""
     env, params, spec = build_pipeline(config).setup
+    assert isinstance(env, CraftaxEnv)  # the adapter, whose _step is per env
     step = env._step if per_env_resets else env.step
     n = config.num_envs
     steps = PER_ENV_STEPS if per_env_resets else ENV_STEPS

@@ -88,6 +88,10 @@ def library_run(
 ) -> Callable[[jax.Array], Any]:
     """The library's own step with its own auto-reset: ``run(key)``."""
     keys = lambda k: jax.random.split(k, num_envs)  # noqa: E731
+    # Each family's env, batched reset and step have the family's own types.
+    env: Any
+    reset: Callable[..., Any]
+    step: Callable[..., Any]
     if family == "xminigrid":
         import xminigrid
         from xminigrid.wrappers import GymAutoResetWrapper
@@ -101,9 +105,8 @@ def library_run(
         def init(k: jax.Array) -> Any:
             return reset(keys(k))
 
-        def advance(ts: Any, k: jax.Array) -> tuple[Any, jax.Array]:
-            a = jax.random.randint(k, (num_envs,), 0, n)
-            ts = step(ts, a)
+        def advance(carry: Any, k: jax.Array) -> tuple[Any, jax.Array]:
+            ts = step(carry, jax.random.randint(k, (num_envs,), 0, n))
             return ts, ts.reward.sum()
 
     elif family == "navix":
@@ -116,8 +119,8 @@ def library_run(
         def init(k: jax.Array) -> Any:
             return reset(keys(k))
 
-        def advance(ts: Any, k: jax.Array) -> tuple[Any, jax.Array]:
-            ts = step(ts, jax.random.randint(k, (num_envs,), 0, n))
+        def advance(carry: Any, k: jax.Array) -> tuple[Any, jax.Array]:
+            ts = step(carry, jax.random.randint(k, (num_envs,), 0, n))
             return ts, ts.reward.sum()
 
     elif family == "jumanji":
@@ -148,12 +151,12 @@ def library_run(
         def init(k: jax.Array) -> Any:
             return init_batch(keys(k))
 
-        def advance(state: Any, k: jax.Array) -> tuple[Any, jax.Array]:
+        def advance(carry: Any, k: jax.Array) -> tuple[Any, jax.Array]:
             k_act, k_env = jax.random.split(k)
             a = jax.vmap(legal_random, in_axes=(0, 0, None))(
-                keys(k_act), state.legal_action_mask, 0
+                keys(k_act), carry.legal_action_mask, 0
             )
-            state = step(state, a, keys(k_env))
+            state = step(carry, a, keys(k_env))
             return state, state.rewards.sum()
 
     else:

@@ -94,6 +94,11 @@ ODD_INPUT = [
     (["--seed", str(2**64)], "seed="),
     (["--seed", str(2**32 - 1), "--num-seeds", "2"], "num_seeds=2"),
     (["--num-minibatches", "7"], "divisor of the batch size"),
+    (["--min-std", "0.1"], "min_std=0.1 is not allowed: 0 with policy_std=fixed"),
+    (
+        ["--env", "CartPole-v1", "--policy-std", "none", "--min-std", "0.1"],
+        "whose actions are discrete",
+    ),
     (["--run-dir", ""], "empty path"),
     (["--resume", ""], "empty path"),
     (["--env", "MNISTBandit-bsuite"], "downloads MNIST"),

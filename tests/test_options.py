@@ -107,6 +107,7 @@ def test_every_option_on_runs_deterministically():
         clip_value=True,
         policy_std="learned",
         init_log_std=-0.5,
+        min_std=0.05,
         clip_actions=True,
         activation="tanh",
         ortho_init=True,

@@ -1,5 +1,5 @@
-"""The type checker passes on the package (mypy; settings in pyproject.toml),
-and sees the public names with their real types."""
+"""The type checker passes on the package and benchmarks/ (mypy; settings in
+pyproject.toml), and sees the public names with their real types."""
 
 import subprocess
 import sys
@@ -8,7 +8,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def test_mypy_passes_on_the_package():
+def test_mypy_passes_on_the_package_and_benchmarks():
     proc = subprocess.run(
         [sys.executable, "-m", "mypy"],
         cwd=ROOT, capture_output=True, text=True, timeout=600,

@@ -4,7 +4,8 @@
   ``MultivariateNormal(mean, diag(action_variance))``, variance 0.5 (std
   sqrt(0.5) ~= 0.7071), never learned;
 - continuous actions, ``policy_std="learned"``: diagonal Gaussian with the
-  actor's state-independent learned log-std;
+  actor's state-independent learned log-std, std ``min_std + exp(log_std)``
+  (a floor that keeps gradients, unlike a clip; ``min_std`` 0 by default);
 - discrete actions: Categorical over the actor's logits; multi-discrete
   actions (``parts``, MultiDiscrete's ``nvec``): one Categorical per part over
   its slice of the logits, independent.
@@ -46,11 +47,13 @@ def fixed_variance_gaussian(
 
 
 def learned_std_gaussian(
-    mean: jax.Array, log_std: jax.Array
+    mean: jax.Array, log_std: jax.Array, min_std: jax.Array | float = 0.0
 ) -> distrax.MultivariateNormalDiag:
-    """Diagonal Gaussian with std ``exp(log_std)`` (``[action_dim]``)."""
+    """Diagonal Gaussian with std ``min_std + exp(log_std)`` (``log_std``
+    ``[action_dim]``, ``min_std`` a scalar: 0 adds exactly nothing)."""
+    std = jnp.asarray(min_std, mean.dtype) + jnp.exp(log_std)
     return distrax.MultivariateNormalDiag(
-        loc=mean, scale_diag=jnp.broadcast_to(jnp.exp(log_std), mean.shape)
+        loc=mean, scale_diag=jnp.broadcast_to(std, mean.shape)
     )
 
 
@@ -126,7 +129,7 @@ def _learned(
     a: ActorOutput, hp: Hyperparams, mask: jax.Array | None = None
 ) -> distrax.Distribution:
     assert a.log_std is not None  # the network checks guarantee it
-    return learned_std_gaussian(a.out, a.log_std)
+    return learned_std_gaussian(a.out, a.log_std, hp.min_std)
 
 
 def _categorical(

@@ -73,6 +73,7 @@ class Hyperparams:
     target_kl: jax.Array  # inf: never stop early
     action_variance: jax.Array
     init_log_std: jax.Array
+    min_std: jax.Array
 
 
 @dataclasses.dataclass(frozen=True)
@@ -221,6 +222,13 @@ class PPOConfig:
     )  # fmt: skip
     init_log_std: float = option(
         0.0, "initial learned log-std", traceable=True, low=-20.0, high=5.0
+    )
+    min_std: float = option(
+        0.0,
+        "floor of the learned std, added to it: std = min_std + exp(log_std), "
+        "so the policy never narrows below it (0: off)",
+        traceable=True,
+        low=0.0,
     )
     clip_actions: bool = option(
         False, "clip actions to the env's bounds before stepping (sample stored)"
@@ -451,6 +459,7 @@ ADDED_FIELDS = (
     "eval_every",
     "eval_episodes",
     "eval_seed",
+    "min_std",
 )
 TRACEABLE_FIELDS = tuple(k.name for k in field_kinds(PPOConfig) if k.traceable)
 # The on/off switches.

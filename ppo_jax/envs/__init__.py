@@ -206,3 +206,10 @@ def check_env_options(config: PPOConfig, spec: EnvSpec, label: str) -> None:
             None,
             f"fixed or learned for {label}, whose actions are continuous",
         )
+    if config.min_std > 0 and config.policy_std != "learned":
+        why = (
+            f"for {label}, whose actions are discrete"
+            if spec.discrete
+            else "with policy_std=fixed (it floors a learned std: policy_std=learned)"
+        )
+        raise ConfigError("min_std", config.min_std, f"0 {why}")
