@@ -74,11 +74,17 @@ class Protocol:
     notes: str = ""
     # (settings label, task env) -> fields over that label's for that task
     per_task: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)
+    # settings label -> the task envs it is run on (absent: every task)
+    label_tasks: dict[str, tuple[str, ...]] = field(default_factory=dict)
     eval_episodes: int = 20
     score_scale: float = 1.0  # our return x this = the reference's unit
     unit: str = "return"
     reference_settings: str = ""  # the settings the reference ran with
     digits: int = 1  # decimals of the scores in the tables (2 for rates)
+
+    def applies(self, label: str, task: Task) -> bool:
+        """Whether the ``label`` settings are run on ``task``."""
+        return task.env in self.label_tasks.get(label, (task.env,))
 
 
 # The DM Control `tuned` preset before commit 89e569e (2026-12-04), laid out
@@ -86,7 +92,9 @@ class Protocol:
 # 32 steps, 4 x 4 updates, discount 0.995, lr 1e-3 annealed, entropy 0.01,
 # no value clipping), with its per-task changes (SPEED_LAYOUT_TASKS). Since then
 # `tuned` is CleanRL's own settings (ppo_jax/config/presets.py), so the
-# `tuned` rows are CleanRL's settings in ppo_jax.
+# `tuned` rows are CleanRL's settings in ppo_jax, except on the cartpoles
+# (lr 1e-4) and point_mass, pendulum and acrobot (entropy bonus 0.01);
+# `cleanrl` is CleanRL's own settings on those five.
 SPEED_LAYOUT: dict[str, Any] = {
     "num_envs": 128,
     "rollout_length": 32,
@@ -159,18 +167,39 @@ PROTOCOLS: dict[str, Protocol] = {
                     ("hopper-hop", "HopperHop", 0.5),
                 )
             ),
-            settings={"tuned": {}, "speed-layout": SPEED_LAYOUT},
+            settings={
+                "tuned": {},
+                "cleanrl": {"lr": 3e-4, "ent_coef": 0.0},
+                "speed-layout": SPEED_LAYOUT,
+            },
             per_task={
                 ("speed-layout", env): fields
                 for env, fields in SPEED_LAYOUT_TASKS.items()
+            },
+            # `tuned` is CleanRL's settings except on these tasks.
+            label_tasks={
+                "cleanrl": (
+                    "playground/CartpoleBalance",
+                    "playground/CartpoleSwingup",
+                    "playground/PointMass",
+                    "playground/PendulumSwingup",
+                    "playground/AcrobotSwingup",
+                )
             },
             reference_settings=(
                 "CleanRL's defaults, which ppo_jax's `tuned` preset for these "
                 "tasks has been since 2026-12-04 (1 env x 2048 steps, 10 epochs x "
                 "32 minibatches, lr 3e-4 annealed, gamma 0.99, GAE 0.95, value "
                 "clipping, no entropy bonus; ppo_jax bootstraps at the time "
-                "limit, CleanRL does not); `speed-layout` is the preset before "
-                "(Playground's settings scaled to 128 envs x 32 steps)"
+                "limit, CleanRL does not), except on five tasks since "
+                "2026-12-04 (benchmarks/results/robustness.md): `tuned` has lr "
+                "1e-4 on the cartpoles (at 3e-4 some seeds collapse) and an "
+                "entropy bonus of 0.01 on point_mass, pendulum and acrobot "
+                "(without, about half the seeds never find the reward); "
+                "`cleanrl` is "
+                "CleanRL's own settings there; "
+                "`speed-layout` is the preset before (Playground's settings "
+                "scaled to 128 envs x 32 steps)"
             ),
             notes=(
                 "MuJoCo Playground's versions of the tasks (MJX physics), not "
@@ -492,6 +521,11 @@ def report() -> str:
                     for (which, env), more in protocol.per_task.items()
                     if which == label
                 )
+                + (
+                    f" (on {', '.join(protocol.label_tasks[label])} only)"
+                    if label in protocol.label_tasks
+                    else ""
+                )
                 for label, fields in protocol.settings.items()
             )
             + ".",
@@ -505,7 +539,7 @@ def report() -> str:
         done = {(r["task"], r["settings"]) for r in runs}
         for task in protocol.tasks:
             for label in protocol.settings:
-                if (task.label, label) not in done:
+                if (task.label, label) not in done and protocol.applies(label, task):
                     lines.append(
                         f"| {task.label} | {_reference(task.reference)} | {label}: "
                         f"not run ({task.device}) | | | | | | | | | | |"
@@ -631,6 +665,8 @@ def main() -> None:
         tasks = [t for t in protocol.tasks if args.device in ("all", t.device)]
     for task in tasks:
         for label in args.settings or protocol.settings:
+            if not protocol.applies(label, task):
+                continue
             r = run_task(protocol, task, label, args.seeds or protocol.seeds)
             s, d = scores(protocol, r), protocol.digits
             summary = summarize(s)
