@@ -67,9 +67,9 @@ def test_min_std_floors_the_learned_std_and_keeps_its_gradient():
         for i in range(5)
     )
     np.testing.assert_allclose(log_prob(jnp.asarray(log_std)), want, rtol=1e-5)
-    entropy = policy.dist(ActorOutput(jnp.asarray(mean), jnp.asarray(log_std)), hp)
+    dist = policy.dist(ActorOutput(jnp.asarray(mean), jnp.asarray(log_std)), hp)
     np.testing.assert_allclose(
-        entropy.entropy()[0], np.sum(0.5 * np.log(2 * np.pi * np.e * std**2)), rtol=1e-5
+        dist.entropy()[0], np.sum(0.5 * np.log(2 * np.pi * np.e * std**2)), rtol=1e-5
     )
     # Unlike a clip at the floor, the log-std below it still gets a gradient.
     assert np.all(np.abs(jax.grad(log_prob)(jnp.asarray(log_std))) > 0)
