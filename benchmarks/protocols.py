@@ -41,6 +41,8 @@ sys.path.insert(0, str(Path(__file__).parent))
 from common import CRAFTAX_TUNED  # noqa: E402
 from learning import run  # noqa: E402
 
+from ppo_jax.config.ppo_config import preset_env_overrides  # noqa: E402
+from ppo_jax.config.presets import DM_CONTROL_CLEANRL, DM_CONTROL_TASKS  # noqa: E402
 from ppo_jax.run.statistics import format_iqm, format_mean_std, summarize  # noqa: E402
 
 RESULTS = Path(__file__).parent / "results"
@@ -130,6 +132,22 @@ PLAYGROUND_DMC: dict[str, Any] = {
 CONTACT_FREE = ("cartpole", "reacher", "point_mass", "pendulum", "acrobot")
 
 
+def _cleanrl_where_tuned_differs() -> dict[str, dict[str, Any]]:
+    """Per Playground DM Control env whose `tuned` preset departs from
+    CleanRL's settings: CleanRL's values of the fields it changes."""
+    differences = {}
+    for task in DM_CONTROL_TASKS:
+        env = f"playground/{task}"
+        tuned = preset_env_overrides("tuned", env) or {}
+        changed = {k: v for k, v in DM_CONTROL_CLEANRL.items() if tuned.get(k) != v}
+        if changed:
+            differences[env] = changed
+    return differences
+
+
+CLEANRL_WHERE_TUNED_DIFFERS = _cleanrl_where_tuned_differs()
+
+
 def _dmc(label: str, env: str, reference: float | None) -> Task:
     device: Literal["cpu", "gpu"] = (
         "cpu" if label.split("-")[0] in CONTACT_FREE else "gpu"
@@ -167,25 +185,19 @@ PROTOCOLS: dict[str, Protocol] = {
                     ("hopper-hop", "HopperHop", 0.5),
                 )
             ),
-            settings={
-                "tuned": {},
-                "cleanrl": {"lr": 3e-4, "ent_coef": 0.0},
-                "speed-layout": SPEED_LAYOUT,
-            },
+            settings={"tuned": {}, "cleanrl": {}, "speed-layout": SPEED_LAYOUT},
             per_task={
-                ("speed-layout", env): fields
-                for env, fields in SPEED_LAYOUT_TASKS.items()
+                **{
+                    ("speed-layout", env): fields
+                    for env, fields in SPEED_LAYOUT_TASKS.items()
+                },
+                **{
+                    ("cleanrl", env): fields
+                    for env, fields in CLEANRL_WHERE_TUNED_DIFFERS.items()
+                },
             },
-            # `tuned` is CleanRL's settings except on these tasks.
-            label_tasks={
-                "cleanrl": (
-                    "playground/CartpoleBalance",
-                    "playground/CartpoleSwingup",
-                    "playground/PointMass",
-                    "playground/PendulumSwingup",
-                    "playground/AcrobotSwingup",
-                )
-            },
+            # `cleanrl` only where `tuned` is not CleanRL's settings already.
+            label_tasks={"cleanrl": tuple(CLEANRL_WHERE_TUNED_DIFFERS)},
             reference_settings=(
                 "CleanRL's defaults, which ppo_jax's `tuned` preset for these "
                 "tasks has been since 2026-12-04 (1 env x 2048 steps, 10 epochs x "

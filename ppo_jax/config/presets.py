@@ -86,7 +86,7 @@ DM_CONTROL_TASKS = (
 # behind (CartpoleSwingup 866 against 152; CartpoleBalance 990 against 316),
 # and it beat that layout's 3M-5M results. 8 envs x 256 steps (the same
 # batch, 4x the steps/s) did worse on CartpoleSwingup (738 against 866).
-_DM_CONTROL_TUNED: dict[str, Any] = {
+DM_CONTROL_CLEANRL: dict[str, Any] = {
     "num_envs": 1,
     "rollout_length": 2048,
     "num_minibatches": 32,
@@ -109,14 +109,14 @@ _DM_CONTROL_TUNED: dict[str, Any] = {
 # 0.1 held CartpoleBalance but slowed CartpoleSwingup (10/16). At 1e-4 both
 # learn by 300k-500k steps and no seed collapsed (robustness.md: vmapped
 # seeds 0-15 and 16-31, and 16 processes).
-_DM_CONTROL_CARTPOLE_TUNED: dict[str, Any] = {**_DM_CONTROL_TUNED, "lr": 1e-4}
+_DM_CONTROL_CARTPOLE_TUNED: dict[str, Any] = {**DM_CONTROL_CLEANRL, "lr": 1e-4}
 # PointMass, PendulumSwingup and AcrobotSwingup: CleanRL's settings with
 # Playground's entropy bonus of 0.01. Without it, about half the seeds never
 # find the reward (16 vmapped seeds, robustness.md, against CleanRL's 3-seed
 # means: PointMass 9/16 at 274 or above, mean 498.2; PendulumSwingup 7/16 at
 # 243, mean 382.7; AcrobotSwingup 9/16 at 28, mean 32.2); with it 13/16
 # (724.4), 14/16 (713.3) and 13/16 (36.3), the short seeds still near 0.
-_DM_CONTROL_EXPLORING_TUNED: dict[str, Any] = {**_DM_CONTROL_TUNED, "ent_coef": 0.01}
+_DM_CONTROL_EXPLORING_TUNED: dict[str, Any] = {**DM_CONTROL_CLEANRL, "ent_coef": 0.01}
 # gymnax's MinAtar games: 10x10 grids of boolean channels, with the CNN (the
 # MinAtar paper's network: 16 3x3 filters, then a dense layer). 64 envs x 128
 # steps and 8 minibatches x 4 epochs as PureJaxRL trains MinAtar; lr 5e-3 from
@@ -205,7 +205,9 @@ FAMILY_OVERRIDES: dict[tuple[str, str], dict[str, Any]] = {
     ("tuned", "jumanji"): _JUMANJI_TUNED,
 }
 ENV_OVERRIDES: dict[tuple[str, str], dict[str, Any]] = {
-    **{("tuned", f"playground/{task}"): _DM_CONTROL_TUNED for task in DM_CONTROL_TASKS},
+    **{
+        ("tuned", f"playground/{task}"): DM_CONTROL_CLEANRL for task in DM_CONTROL_TASKS
+    },
     ("tuned", "playground/CartpoleBalance"): _DM_CONTROL_CARTPOLE_TUNED,
     ("tuned", "playground/CartpoleSwingup"): _DM_CONTROL_CARTPOLE_TUNED,
     ("tuned", "playground/PointMass"): _DM_CONTROL_EXPLORING_TUNED,
