@@ -14,7 +14,8 @@ E`` prints on the final checkpoint). The separate processes share JAX's
 compilation cache (they run the same program), so they compile once.
 
 Writes ``benchmarks/results/robustness/<preset>_<env>_<steps>.json`` and
-rebuilds ``benchmarks/results/robustness.md`` from every stored result.
+rebuilds ``benchmarks/results/robustness.md`` from every stored result
+(``--report``: only that).
 """
 
 from __future__ import annotations
@@ -67,8 +68,8 @@ def evaluations(run_dir: Path) -> dict[int, list[list[float]]]:
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--env", required=True)
-    p.add_argument("--target", type=float, required=True)
+    p.add_argument("--env")
+    p.add_argument("--target", type=float)
     p.add_argument("--preset", default="tuned")
     p.add_argument("--seeds", type=int, default=16)
     p.add_argument("--total-timesteps", type=int, default=None)
@@ -83,7 +84,13 @@ def main() -> None:
         "(a preset change to try)",
     )
     p.add_argument("--ways", nargs="+", default=["vmapped", "processes"])
+    p.add_argument("--report", action="store_true", help="only rebuild robustness.md")
     args = p.parse_args()
+    if args.report:
+        write_table()
+        return
+    if args.env is None or args.target is None:
+        p.error("--env and --target are needed to run (or --report)")
 
     from ppo_jax import PPOConfig
 
@@ -154,6 +161,8 @@ def main() -> None:
                     "command": before["command"],
                     "machine": before["machine"],
                     "date": before["date"],
+                    # a way's note (how it was run) stays with that way
+                    **({"note": before["note"]} if "note" in before else {}),
                     **w,
                 }
                 for way, w in before["ways"].items()
@@ -186,14 +195,15 @@ def write_table() -> None:
         "`eval_episodes` fresh episodes after the last iteration). `vmapped`: "
         "`--num-seeds N` in one process; `processes`: N `--seed s` commands.",
         "",
-        "| env | preset (changes) | steps | way | seeds at target | target | worst "
+        "| env | preset + changes | steps | way | seeds at target | target | worst "
         "| IQM [95% CI] | mean ± std | wall s | machine, date |",
         "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for path in sorted(STORE.glob("*.json")):
         r = json.loads(path.read_text())
         changes = ", ".join(f"{k}={v}" for k, v in r["changes"].items())
-        preset = f"{r['preset']} ({changes})" if changes else r["preset"]
+        # "+", not parentheses: a relabelled preset's name has its own.
+        preset = f"{r['preset']} + {changes}" if changes else r["preset"]
         for way, w in r["ways"].items():
             finals = list(w["final"].values())
             way_machine = w.get("machine", r["machine"])
