@@ -37,13 +37,10 @@ def train(run_dir, *args):
     return run_dir
 
 
-@pytest.fixture(scope="session")
-def pendulum_run(tmp_path_factory):
+def boosted_pendulum(run_dir, *args):
     """A tuned Pendulum run whose actor's output layer is scaled up, so that
     its mean actions cross the bounds +-2 and clipping is exercised."""
-    run_dir = train(
-        tmp_path_factory.mktemp("export") / "pendulum", "--env", "Pendulum-v1"
-    )
+    train(run_dir, "--env", "Pendulum-v1", *args)
     pipeline, runner = load_run(run_dir)
     assert pipeline.config.normalize_obs and pipeline.config.clip_actions
     params = jax.tree_util.tree_map_with_path(
@@ -53,6 +50,18 @@ def pendulum_run(tmp_path_factory):
     agent = runner.agent.replace(actor_params=params)
     save_checkpoint(run_dir, pipeline.config, runner.replace(agent=agent))
     return run_dir
+
+
+@pytest.fixture(scope="session")
+def pendulum_run(tmp_path_factory):
+    return boosted_pendulum(tmp_path_factory.mktemp("export") / "pendulum")
+
+
+@pytest.fixture(scope="session")
+def bounded_run(tmp_path_factory):
+    """The boosted Pendulum run with its mean squashed into the bounds."""
+    run_dir = tmp_path_factory.mktemp("export") / "bounded"
+    return boosted_pendulum(run_dir, "--bounded-mean")
 
 
 @pytest.fixture(scope="session")
@@ -70,12 +79,12 @@ def pair_run(tmp_path_factory):
     return train(run_dir, "--env", "user_components:MaskedPairEnv")
 
 
-@pytest.fixture(params=["pendulum", "cartpole", "pair"])
+@pytest.fixture(params=["pendulum", "bounded", "cartpole", "pair"])
 def run_dir(request):
     return request.getfixturevalue(f"{request.param}_run")
 
 
-RUNS = [("pendulum", 0), ("cartpole", 0), ("cartpole", 1), ("pair", 0)]
+RUNS = [("pendulum", 0), ("bounded", 0), ("cartpole", 0), ("cartpole", 1), ("pair", 0)]
 
 
 def observations(run_dir, batch, seed=0):
@@ -129,8 +138,10 @@ def test_onnx_acts_as_load_policy(env, run, request, tmp_path):
     for batch in (1, 7, 64):  # one model: the batch axis is dynamic
         obs = observations(run_dir, batch, seed=batch)
         assert_same_actions(act(obs), want(obs), pipeline.spec.discrete)
-    if not pipeline.spec.discrete:  # clipping happened, and not everywhere
-        actions = want(observations(run_dir, 64, seed=64))
+    actions = want(observations(run_dir, 64, seed=64))
+    if pipeline.config.bounded_mean:  # squashed, near the bounds somewhere
+        assert (np.abs(actions) <= 2.0).all() and (np.abs(actions) > 1.9).any()
+    elif not pipeline.spec.discrete:  # clipping happened, and not everywhere
         assert (np.abs(actions) == 2.0).any() and (np.abs(actions) < 2.0).any()
 
 
@@ -166,7 +177,7 @@ def npz_policy(path):
     """The deterministic policy rebuilt from the npz alone, with numpy, from
     the layout ppo_jax.analysis.exporting documents (MLP networks)."""
     z = dict(np.load(path, allow_pickle=False))
-    assert int(z["format_version"]) == 2 and str(z["network"]) == "mlp"
+    assert int(z["format_version"]) == 3 and str(z["network"]) == "mlp"
     activation = {"tanh": np.tanh, "relu": lambda x: np.maximum(x, 0)}[
         str(z["activation"])
     ]
@@ -194,6 +205,8 @@ def npz_policy(path):
             x = np.where(mask, x, -np.inf)
         if not z["discrete"]:
             action = x
+            if z["bounded_mean"]:
+                action = z["mean_middle"] + z["mean_half_width"] * np.tanh(x)
         elif len(z["action_parts"]):  # one argmax per part
             ends = np.cumsum(z["action_parts"])
             action = np.stack(
@@ -219,6 +232,8 @@ def test_npz_layout_rebuilds_the_policy(run_dir, tmp_path):
     assert bool(z["discrete"]) == pipeline.spec.discrete
     assert bool(z["clip_actions"]) == (not pipeline.spec.discrete)
     assert ("action_low" in z) == bool(z["clip_actions"])
+    assert bool(z["bounded_mean"]) == pipeline.config.bounded_mean
+    assert ("mean_middle" in z) == pipeline.config.bounded_mean
     assert tuple(z["obs_shape"]) == pipeline.spec.obs_shape
     stats = actor_part(runner.envs.obs_stats)  # without a mask's ()
     np.testing.assert_array_equal(z["obs_mean"], stats.mean)
@@ -260,7 +275,7 @@ def test_cli_overwrite_replaces(pendulum_run, tmp_path):
     out.write_bytes(b"old")
     args = [str(pendulum_run), "--format", "npz", "--out", str(out)]
     assert export_main([*args, "--overwrite"]) == 0
-    assert npz_policy(out)[1]["format_version"] == 2
+    assert npz_policy(out)[1]["format_version"] == 3
 
 
 def test_python_dash_m_export(pendulum_run, tmp_path):

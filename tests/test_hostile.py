@@ -96,6 +96,11 @@ ODD_INPUT = [
     (["--num-minibatches", "7"], "divisor of the batch size"),
     (["--min-std", "0.1"], "min_std=0.1 is not allowed: 0 with policy_std=fixed"),
     (
+        ["--env", "CartPole-v1", "--policy-std", "none", "--bounded-mean"],
+        "bounded_mean=True is not allowed: false for CartPole-v1, whose actions are "
+        "discrete",
+    ),
+    (
         ["--env", "CartPole-v1", "--policy-std", "none", "--min-std", "0.1"],
         "whose actions are discrete",
     ),

@@ -109,6 +109,7 @@ def test_every_option_on_runs_deterministically():
         init_log_std=-0.5,
         min_std=0.05,
         clip_actions=True,
+        bounded_mean=True,
         activation="tanh",
         ortho_init=True,
         normalize_obs=True,

@@ -6,6 +6,8 @@
 - continuous actions, ``policy_std="learned"``: diagonal Gaussian with the
   actor's state-independent learned log-std, std ``min_std + exp(log_std)``
   (a floor that keeps gradients, unlike a clip; ``min_std`` 0 by default);
+  with ``bounded_mean`` the mean is the actor's output squashed into the
+  action bounds by the policy (``ppo_jax.algo.policy``) before it gets here;
 - discrete actions: Categorical over the actor's logits; multi-discrete
   actions (``parts``, MultiDiscrete's ``nvec``): one Categorical per part over
   its slice of the logits, independent.

@@ -2,8 +2,9 @@
 
 The rollout samples from it, the update scores stored actions with it, and
 evaluation in gymnax, in gymnasium and :func:`ppo_jax.load_policy` take its
-mode: so observation normalization, the action distribution and action
-clipping are written once, here.
+mode: so observation normalization, the action distribution (its mean squashed
+into the action bounds with ``bounded_mean``) and action clipping are written
+once, here.
 """
 
 from __future__ import annotations
@@ -66,6 +67,10 @@ class Policy:
     normalize_obs: bool
     action_low: np.ndarray | None  # clip bounds [action_dim]; None: no clipping
     action_high: np.ndarray | None
+    # bounded_mean: the Gaussian mean is mean_middle + mean_half_width *
+    # tanh(actor output), float32 [action_dim] each; None: the output itself.
+    mean_middle: np.ndarray | None = None
+    mean_half_width: np.ndarray | None = None
 
     def observe(self, obs: Observation, obs_stats: ObservationStats) -> Observation:
         """Raw observations ``[..., *obs_shape]`` -> what the networks see (both
@@ -81,6 +86,14 @@ class Policy:
         """The actor's carry at an episode start (``()``: no memory)."""
         return initial_carry(self.actor, batch_shape)
 
+    def bound(self, out: ActorOutput) -> ActorOutput:
+        """The actor's output with its Gaussian mean squashed into the action
+        bounds (``bounded_mean``); unchanged otherwise."""
+        if self.mean_middle is None or self.mean_half_width is None:
+            return out
+        mean = self.mean_middle + self.mean_half_width * jnp.tanh(out.out)
+        return out._replace(out=mean)
+
     def dist(
         self, params: Params, seen_obs: Observation, hp: Hyperparams
     ) -> distrax.Distribution:
@@ -90,7 +103,7 @@ class Policy:
         if not isinstance(self.actor, Network):
             raise TypeError("a recurrent actor's distribution is sequence_dist's")
         return self.distribution.dist(
-            self.actor.apply(params, actor_part(seen_obs)),
+            self.bound(self.actor.apply(params, actor_part(seen_obs))),
             hp,
             action_mask_of(seen_obs),
         )
@@ -112,7 +125,7 @@ class Policy:
             # Stacked by a scan of step over time, [T, action_dim]: one row per
             # step, all the same state-independent parameter.
             out = out._replace(log_std=out.log_std[0])
-        return self.distribution.dist(out, hp, action_mask_of(seen_obs))
+        return self.distribution.dist(self.bound(out), hp, action_mask_of(seen_obs))
 
     def to_env(self, action: jax.Array) -> jax.Array:
         """The action the env receives: clipped to its bounds when enabled."""
@@ -134,7 +147,7 @@ class Policy:
         stored and scored, the env may get a clipped copy."""
         seen = self.observe(obs, obs_stats)
         carry, out = network_step(self.actor, params, carry, actor_part(seen))
-        dist = self.distribution.dist(out, hp, action_mask_of(seen))
+        dist = self.distribution.dist(self.bound(out), hp, action_mask_of(seen))
         action, log_prob = dist.sample_and_log_prob(seed=key)
         return PolicySample(seen, action, log_prob, self.to_env(action), carry)
 
@@ -153,7 +166,7 @@ class Policy:
         raw = jax.tree.map(jnp.asarray, actor_part(obs))
         seen: jax.Array = actor_part(self.observe(raw, actor_part(obs_stats)))
         carry, out = network_step(self.actor, params, carry, seen)
-        mode = self.distribution.mode(out, action_mask_of(obs))
+        mode = self.distribution.mode(self.bound(out), action_mask_of(obs))
         return self.to_env(mode), carry
 
     def mode(
@@ -169,6 +182,11 @@ def make_policy(
     actor: AnyNetwork[ActorOutput], spec: EnvSpec, config: PPOConfig
 ) -> Policy:
     clip = config.clip_actions and not spec.discrete
+    middle = half_width = None
+    if config.bounded_mean and spec.action_low is not None:
+        low = np.asarray(spec.action_low, np.float32)
+        high = np.asarray(spec.action_high, np.float32)
+        middle, half_width = (high + low) / 2, (high - low) / 2
     return Policy(
         actor=actor,
         distribution=make_action_distribution(
@@ -177,4 +195,6 @@ def make_policy(
         normalize_obs=config.normalize_obs,
         action_low=spec.action_low if clip else None,
         action_high=spec.action_high if clip else None,
+        mean_middle=middle,
+        mean_half_width=half_width,
     )

@@ -16,19 +16,19 @@ structured``) one input per entry instead, ``obs.<key>`` float32 ``[batch,
 *entry_shape]`` in the dict's key order. For an env with action masks a last input
 ``action_mask``: float32 ``[batch, action_dim]``, 1 where an action is legal
 and 0 where not (float rather than bool so that the batch axis can stay
-dynamic). One output ``action``: float32 ``[batch, action_dim]``, the
-Gaussian mean (clipped to the action bounds if the run trained with
-``clip_actions``), or for discrete actions int32 ``[batch]``, the most likely
-legal action (multi-discrete: int32 ``[batch, parts]``, per part). Model
-metadata (``metadata_props``) records the env and run.
+dynamic). One output ``action``: float32 ``[batch, action_dim]``, the Gaussian mean
+(squashed into the action bounds if the run trained with ``bounded_mean``, clipped to
+them with ``clip_actions``), or for discrete actions int32 ``[batch]``, the most likely
+legal action (multi-discrete: int32 ``[batch, parts]``, per part). Model metadata
+(``metadata_props``) records the env and run.
 
-NPZ (numpy only; ``np.load(path)``, no pickles), format version 2 (version 1
-had no ``action_parts`` and ``action_mask``):
+NPZ (numpy only; ``np.load(path)``, no pickles), format version 3 (version 1
+had no ``action_parts`` and ``action_mask``, version 2 no ``bounded_mean``):
 
 ===================  ===========================  ==============================
 key                  dtype, shape                 meaning
 ===================  ===========================  ==============================
-``format_version``   int64 ``[]``                 1
+``format_version``   int64 ``[]``                 3
 ``env_name``         str ``[]``                   ``config.env_name``
 ``network``          str ``[]``                   ``config.network`` (``mlp``)
 ``activation``       str ``[]``                   the MLP's hidden activation
@@ -47,6 +47,9 @@ key                  dtype, shape                 meaning
 ``clip_actions``     bool ``[]``                  clip continuous actions
 ``action_low``       float32 ``[action_dim]``     only when ``clip_actions``
 ``action_high``      float32 ``[action_dim]``     only when ``clip_actions``
+``bounded_mean``     bool ``[]``                  mean squashed into the bounds
+``mean_middle``      float32 ``[action_dim]``     only when ``bounded_mean``
+``mean_half_width``  float32 ``[action_dim]``     only when ``bounded_mean``
 ``actor/<path>``     float32                      every actor parameter
 ===================  ===========================  ==============================
 
@@ -69,6 +72,8 @@ policy). The deterministic action of raw observations ``obs [B, *obs_shape]``::
         x = np.where(mask, x, -np.inf)
     if not discrete:
         action = x
+        if bounded_mean:  # (action_high + action_low) / 2, (high - low) / 2
+            action = mean_middle + mean_half_width * np.tanh(x)
     elif len(action_parts):  # one argmax per part of the logits
         ends = np.cumsum(action_parts)
         action = np.stack([x[:, e - n : e].argmax(-1)
@@ -110,7 +115,7 @@ from ppo_jax.envs.contract import MaskedObservation, actor_part
 from ppo_jax.run import rundir
 from ppo_jax.run.signals import check_stop
 
-NPZ_FORMAT_VERSION = 2
+NPZ_FORMAT_VERSION = 3
 # Older than jax2onnx's default (23), for older runtimes; the MLP's ops all are.
 ONNX_OPSET = 17
 EXTRA_HINT = "pip install -e '.[export]'"
@@ -263,8 +268,13 @@ def onnx_model(
     elif spec.discrete:
         action = f"int32 [batch] (argmax{legal})"
     else:
-        action = f"float32 [batch, {spec.action_dim}] (Gaussian mean" + (
-            ", clipped)" if pipeline.policy.action_low is not None else ")"
+        policy = pipeline.policy
+        how = ["squashed into the bounds"] if policy.mean_middle is not None else []
+        how += ["clipped"] if policy.action_low is not None else []
+        action = (
+            f"float32 [batch, {spec.action_dim}] ("
+            + ", ".join(["Gaussian mean", *how])
+            + ")"
         )
     metadata = {
         "ppo_jax.version": importlib.metadata.version("ppo_jax"),
@@ -345,6 +355,7 @@ def npz_arrays(pipeline: Pipeline, runner: RunnerState) -> dict[str, np.ndarray]
         "obs_eps": np.asarray(EPS, np.float32),
         "obs_clip": np.asarray(CLIP, np.float32),
         "clip_actions": np.asarray(clip),
+        "bounded_mean": np.asarray(policy.mean_middle is not None),
     }
     if stats is None:
         arrays |= entry_arrays
@@ -355,6 +366,9 @@ def npz_arrays(pipeline: Pipeline, runner: RunnerState) -> dict[str, np.ndarray]
     if clip:
         arrays["action_low"] = np.asarray(policy.action_low, np.float32)
         arrays["action_high"] = np.asarray(policy.action_high, np.float32)
+    if policy.mean_middle is not None and policy.mean_half_width is not None:
+        arrays["mean_middle"] = np.asarray(policy.mean_middle, np.float32)
+        arrays["mean_half_width"] = np.asarray(policy.mean_half_width, np.float32)
     leaves = jax.tree_util.tree_leaves_with_path(runner.agent.actor_params)
     for key_path, leaf in leaves:
         arrays["/".join(["actor", *map(_key_name, key_path)])] = np.asarray(leaf)

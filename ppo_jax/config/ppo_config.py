@@ -233,6 +233,12 @@ class PPOConfig:
     clip_actions: bool = option(
         False, "clip actions to the env's bounds before stepping (sample stored)"
     )
+    bounded_mean: bool = option(
+        False,
+        "squash the Gaussian's mean into the env's action bounds with tanh "
+        "(mean = middle + half_width * tanh(actor output)), so that it cannot "
+        "drift past a bound where clipping hides it (std and sampling unchanged)",
+    )
     hidden_sizes: tuple[int, ...] = option(
         (64, 64), "hidden layer widths, comma-separated", low=1
     )
@@ -460,6 +466,7 @@ ADDED_FIELDS = (
     "eval_episodes",
     "eval_seed",
     "min_std",
+    "bounded_mean",
 )
 TRACEABLE_FIELDS = tuple(k.name for k in field_kinds(PPOConfig) if k.traceable)
 # The on/off switches.

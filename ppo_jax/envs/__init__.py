@@ -18,6 +18,8 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
+import numpy as np
+
 from ppo_jax._imports import error_summary, import_object, is_import_path
 from ppo_jax.config.ppo_config import PPOConfig, preset_env_overrides
 from ppo_jax.config.presets import DISCRETE_OVERRIDES
@@ -213,3 +215,15 @@ def check_env_options(config: PPOConfig, spec: EnvSpec, label: str) -> None:
             else "with policy_std=fixed (it floors a learned std: policy_std=learned)"
         )
         raise ConfigError("min_std", config.min_std, f"0 {why}")
+    if config.bounded_mean:
+        if spec.discrete:
+            raise ConfigError(
+                "bounded_mean", True, f"false for {label}, whose actions are discrete"
+            )
+        low, high = spec.action_low, spec.action_high
+        if low is None or high is None or not np.isfinite([low, high]).all():
+            raise ConfigError(
+                "bounded_mean",
+                True,
+                f"false for {label}, whose action bounds are not all finite",
+            )

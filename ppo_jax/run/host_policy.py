@@ -59,12 +59,12 @@ def numpy_policy(
     ``obs`` is a raw (unnormalized) numpy observation ``[*obs_shape]`` or
     ``[batch, *obs_shape]`` (for an env with action masks, a
     :class:`~ppo_jax.envs.contract.MaskedObservation` of it and its bool mask
-    ``[(batch,) action_dim]``). For continuous actions the result is the Gaussian
-    mean, float32 ``[action_dim]`` or ``[batch, action_dim]`` (unclipped, as the
-    tutorial's test mode sends it, or clipped to the bounds when the run
-    trained with ``clip_actions``); for discrete actions the most likely
-    legal action, int32 ``[]`` or ``[batch]`` (multi-discrete: ``[parts]`` or
-    ``[batch, parts]``). Needs only numpy to call.
+    ``[(batch,) action_dim]``). For continuous actions the result is the Gaussian mean,
+    float32 ``[action_dim]`` or ``[batch, action_dim]`` (unclipped, as the tutorial's
+    test mode sends it, or clipped to the bounds when the run trained with
+    ``clip_actions``; squashed into them with ``bounded_mean``); for discrete actions
+    the most likely legal action, int32 ``[]`` or ``[batch]`` (multi-discrete:
+    ``[parts]`` or ``[batch, parts]``). Needs only numpy to call.
     """
     if pipeline.policy.recurrent:
         return RecurrentNumpyPolicy(pipeline, runner)
