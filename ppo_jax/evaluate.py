@@ -16,7 +16,8 @@ from ppo_jax import _cli
 def build_parser() -> argparse.ArgumentParser:
     p = _cli.OneLineParser(
         prog="python -m ppo_jax.evaluate",
-        description="Run a trained policy deterministically (its mean action).",
+        description="Run a trained policy: its mode (the mean action, or the most "
+        "likely discrete one) or samples of it, as the run evaluated (eval_actions).",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     _cli.add_run_arguments(p)
@@ -26,6 +27,13 @@ def build_parser() -> argparse.ArgumentParser:
         type=_cli.seed,
         default=0,
         help="PRNG seed of the episodes (0 to 2**32 - 1)",
+    )
+    p.add_argument(
+        "--actions",
+        choices=("mode", "sample"),
+        default=None,
+        help="the policy's mode (deterministic) or a sample at each step "
+        "(default: the run's eval_actions, mode unless it trained with sample)",
     )
     p.add_argument(
         "--backend",
@@ -52,12 +60,21 @@ def main(argv: list[str] | None = None) -> int:
 def _run(args: argparse.Namespace) -> int:
     from ppo_jax.analysis import evaluation
     from ppo_jax.analysis.videos import render_episode, renderer_name
+    from ppo_jax.config.schema import ConfigError
     from ppo_jax.run.rundir import load_config
     from ppo_jax.run.signals import check_stop
 
     run_dir = Path(args.run_dir)
+    actions = args.actions or load_config(run_dir).eval_actions
     if args.backend == "gymnasium":
         evaluation.check_gymnasium(load_config(run_dir))
+        if actions == "sample":
+            raise ConfigError(
+                "backend",
+                "gymnasium",
+                "gymnax for sampled actions (gymnasium's env plays the "
+                "deterministic policy only: --actions mode)",
+            )
     if args.gif is not None:
         evaluation.check_gif(load_config(run_dir), str(args.gif))
     pipeline, runner = evaluation.load_run(run_dir, args.run)  # loaded once
@@ -69,8 +86,9 @@ def _run(args: argparse.Namespace) -> int:
             config, policy, args.episodes, args.seed
         )
     else:
+        hp = evaluation.run_hyperparams(run_dir, args.run)
         returns, lengths = evaluation.evaluate_run(
-            pipeline, runner, args.episodes, args.seed
+            pipeline, runner, args.episodes, args.seed, actions, hp
         )
     if args.gif is not None:
         gif_source = renderer_name(config)

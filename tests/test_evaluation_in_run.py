@@ -60,19 +60,22 @@ def test_evaluation_is_due_every_eval_every_iterations_and_at_the_end():
 
 
 @pytest.mark.parametrize(
-    "network,spec_fields",
+    "network,spec_fields,actions",
     [
-        ("mlp", {}),  # a single run
-        ("gru", {"sweep": (("lr", (1e-2, 3e-3)),)}),  # a sweep, vmapped
+        ("mlp", {}, "mode"),  # a single run
+        ("gru", {"sweep": (("lr", (1e-2, 3e-3)),)}, "mode"),  # a sweep, vmapped
+        # Sampled actions (a memory carried through each episode, as sampled)
+        ("gru", {"sweep": (("lr", (1e-2, 3e-3)),)}, "sample"),
     ],
 )
 def test_each_evaluation_is_evaluate_on_that_iterations_checkpoint(
-    network, spec_fields, tmp_path, capsys, monkeypatch
+    network, spec_fields, actions, tmp_path, capsys, monkeypatch
 ):
     monkeypatch.syspath_prepend(str(TESTS))
     run_dir = tmp_path / "run"
-    spec = RunSpec(CONFIG.replace(network=network), **spec_fields)
+    spec = RunSpec(CONFIG.replace(network=network, eval_actions=actions), **spec_fields)
     expected = {}
+    played, other = {}, {}  # returns with the run's actions and the other kind
 
     def on_policy(snapshot: PolicySnapshot):
         # The checkpoint of this iteration is on disk and is this runner.
@@ -80,6 +83,11 @@ def test_each_evaluation_is_evaluate_on_that_iterations_checkpoint(
             returns, lengths = evaluate_run(
                 snapshot.pipeline, snapshot.runner, CONFIG.eval_episodes, 7
             )
+            played[snapshot.iteration, snapshot.run] = returns
+            flipped = {"mode": "sample", "sample": "mode"}[actions]
+            other[snapshot.iteration, snapshot.run] = evaluate_run(
+                snapshot.pipeline, snapshot.runner, CONFIG.eval_episodes, 7, flipped
+            )[0]
             expected[snapshot.iteration, snapshot.run] = (
                 returns.mean(),
                 lengths.mean(),
@@ -98,6 +106,9 @@ def test_each_evaluation_is_evaluate_on_that_iterations_checkpoint(
             assert row["eval_return"] == pytest.approx(mean_return, rel=1e-6)
             assert row["eval_length"] == pytest.approx(mean_length, rel=1e-6)
     assert {k[0] for k in expected} == {6, 7}  # checkpoints that are evaluations
+    # Sampled and deterministic actions play different episodes (not a
+    # no-op): the returns differ somewhere, 8 choices an episode, 5 episodes.
+    assert any(not np.array_equal(played[k], other[k]) for k in other)
     assert all(r["eval_length"] == 8 for r in rows if r["iteration"] in EVALUATED)
 
     # Progress lines show evaluations where there are some; the final line

@@ -161,6 +161,20 @@ def test_gymnasium_backend_refuses_envs_it_lacks(tmp_path, capsys):
     assert "backend='gymnasium'" in err and "Pendulum-v1" in err
 
 
+def test_gymnasium_backend_refuses_sampled_actions(pendulum_run, tmp_path, capsys):
+    # The run's config alone decides (its eval_actions), before anything loads.
+    run_dir = tmp_path / "sampling"
+    run_dir.mkdir()
+    config = json.loads((pendulum_run / CONFIG_FILE).read_text())
+    (run_dir / CONFIG_FILE).write_text(json.dumps({**config, "eval_actions": "sample"}))
+    for argv, where in [([], run_dir), (["--actions", "sample"], pendulum_run)]:
+        args = [str(where), "--backend", "gymnasium", *argv]
+        assert evaluate_main(args) == 2
+        err = capsys.readouterr().err
+        assert "deterministic policy only: --actions mode" in err, err
+        assert len(err.strip().splitlines()) == 1
+
+
 def test_gymnasium_backend_prints_the_same_lines(pendulum_run):
     proc = run_main(
         "ppo_jax.evaluate",

@@ -1,4 +1,5 @@
-"""Deterministic evaluation episodes: the policy's mode on freshly reset envs.
+"""Evaluation episodes: the policy's mode (or samples of it) on freshly reset
+envs.
 
 One function serves evaluation inside the compiled run (``eval_every``) and
 after it (:func:`ppo_jax.evaluate_policy`, ``python -m ppo_jax.evaluate``), so
@@ -13,7 +14,7 @@ import jax
 import jax.numpy as jnp
 
 from ppo_jax.algo.policy import ObservationStats, Policy
-from ppo_jax.config.ppo_config import PPOConfig
+from ppo_jax.config.ppo_config import Hyperparams, PPOConfig
 from ppo_jax.envs.contract import EnvSetup
 from ppo_jax.networks import Params
 
@@ -26,20 +27,27 @@ def evaluate_episodes(
     key: jax.Array,
     num_episodes: int,
     max_steps: int,
+    sample: bool = False,
+    hp: Hyperparams | None = None,
 ) -> tuple[jax.Array, jax.Array]:
     """Run ``num_episodes`` episodes side by side (vmapped) with the
-    deterministic action (:meth:`Policy.act`; a recurrent actor carries its
-    memory through each episode), observations normalized with the frozen
-    statistics ``obs_stats``.
+    deterministic action (:meth:`Policy.act`), or with ``sample`` an action
+    sampled at each step (:meth:`Policy.sample`, the distribution's
+    hyperparameters from ``hp``); a recurrent actor carries its memory through
+    each episode, observations are normalized with the frozen statistics
+    ``obs_stats``.
 
     Episode ``i`` resets and steps with keys from ``split(key,
     num_episodes)[i]``; each runs ``max_steps`` steps, and rewards after it
-    ended are ignored.
+    ended are ignored. A sampled step splits its key into the env's and the
+    action's.
 
     Returns:
         ``(returns, lengths)``: ``[num_episodes]`` float32 undiscounted returns
         and int32 lengths in steps.
     """
+    if sample and hp is None:
+        raise ValueError("sampled evaluation needs the run's hyperparameters (hp)")
     env, env_params = setup.env, setup.params
 
     def episode(key: jax.Array) -> tuple[jax.Array, jax.Array]:
@@ -48,7 +56,15 @@ def evaluate_episodes(
 
         def step(carry: Any, step_key: jax.Array) -> tuple[Any, None]:
             obs, state, memory, total, length, running = carry
-            action, memory = policy.act(actor_params, obs_stats, obs, memory)
+            if sample:
+                assert hp is not None  # checked below
+                step_key, action_key = jax.random.split(step_key)
+                chosen = policy.sample(
+                    actor_params, obs_stats, obs, action_key, hp, memory
+                )
+                action, memory = chosen.env_action, chosen.carry
+            else:
+                action, memory = policy.act(actor_params, obs_stats, obs, memory)
             obs, state, reward, terminated, truncated, _ = env.step(
                 step_key, state, action, env_params
             )

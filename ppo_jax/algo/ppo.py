@@ -78,8 +78,8 @@ class Metrics(NamedTuple):
     mean_return: jax.Array  # float32, undiscounted, episodes ended this iteration
     mean_length: jax.Array  # float32, NaN (as mean_return) if none ended
     num_episodes: jax.Array  # int32, episodes ended this iteration
-    # The deterministic policy after this iteration on eval_episodes fresh
-    # episodes (means; NaN where not evaluated: eval_every).
+    # The policy after this iteration (its mode, or samples: eval_actions) on
+    # eval_episodes fresh episodes (means; NaN where not evaluated: eval_every).
     eval_return: jax.Array  # float32, undiscounted
     eval_length: jax.Array  # float32, steps
     actor_loss: jax.Array  # float32, clipped surrogate, mean over gradient steps
@@ -104,7 +104,9 @@ IterationStep: TypeAlias = Callable[
     [RunnerState, Hyperparams], tuple[RunnerState, Metrics]
 ]
 # (actor_params, obs_stats) -> (mean return, mean length) of an evaluation.
-Evaluate: TypeAlias = Callable[[Params, ObservationStats], tuple[jax.Array, jax.Array]]
+Evaluate: TypeAlias = Callable[
+    [Params, ObservationStats, Hyperparams], tuple[jax.Array, jax.Array]
+]
 
 
 class Pipeline(NamedTuple):
@@ -259,7 +261,7 @@ def build_pipeline(
         return runner, metrics
 
     def evaluate(
-        actor_params: Params, obs_stats: ObservationStats
+        actor_params: Params, obs_stats: ObservationStats, hp: Hyperparams
     ) -> tuple[jax.Array, jax.Array]:
         assert eval_steps is not None  # refused above when evaluations are on
         returns, lengths = evaluate_episodes(
@@ -270,6 +272,8 @@ def build_pipeline(
             jax.random.key(config.eval_seed),
             config.eval_episodes,
             eval_steps,
+            sample=config.eval_actions == "sample",
+            hp=hp,
         )
         return jnp.mean(returns), jnp.mean(lengths.astype(jnp.float32))
 
@@ -283,6 +287,7 @@ def with_evaluation(
     runner: RunnerState,
     metrics: Metrics,
     due: jax.Array,
+    hp: Hyperparams,
     run_axis: str | None = None,
 ) -> Metrics:
     """``metrics`` with the evaluation of ``runner``'s policy where ``due``
@@ -296,7 +301,7 @@ def with_evaluation(
         any_due = jax.lax.psum(due.astype(jnp.int32), run_axis) > 0
 
     def run(runner: RunnerState) -> tuple[jax.Array, jax.Array]:
-        return pipeline.evaluate(runner.agent.actor_params, runner.envs.obs_stats)
+        return pipeline.evaluate(runner.agent.actor_params, runner.envs.obs_stats, hp)
 
     def skip(runner: RunnerState) -> tuple[jax.Array, jax.Array]:
         return jnp.float32(jnp.nan), jnp.float32(jnp.nan)
@@ -391,7 +396,7 @@ def make_train(
             # ``iteration`` comes from the scan, not the (maybe vmapped)
             # runner: the same for every run, so evaluation stays a branch.
             due = evaluation_due(iteration, config)
-            return runner, with_evaluation(pipeline, runner, metrics, due)
+            return runner, with_evaluation(pipeline, runner, metrics, due, hp)
 
         iterations = jnp.arange(1, config.num_iterations + 1, dtype=jnp.int32)
         return jax.lax.scan(body, runner, iterations)
@@ -429,7 +434,7 @@ def make_chunk(
             running = runner.iteration < total
             runner, metrics = jax.lax.cond(running, step, skip, runner)
             due = running & evaluation_due(runner.iteration, config)
-            return runner, with_evaluation(pipeline, runner, metrics, due, run_axis)
+            return runner, with_evaluation(pipeline, runner, metrics, due, hp, run_axis)
 
         return jax.lax.scan(body, runner, None, length=chunk_iterations)
 

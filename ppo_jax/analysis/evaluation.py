@@ -20,7 +20,7 @@ from ppo_jax.algo.evaluation import evaluate_episodes
 from ppo_jax.algo.normalization import RunningMeanStd
 from ppo_jax.algo.ppo import Pipeline, RunnerState, build_pipeline
 from ppo_jax.analysis.rendering import check_mujoco_rendering, is_mujoco_run, save_gif
-from ppo_jax.config.ppo_config import ConfigError, PPOConfig
+from ppo_jax.config.ppo_config import ConfigError, Hyperparams, PPOConfig
 from ppo_jax.envs import Environment, split_env_name
 from ppo_jax.envs.contract import PyTree
 from ppo_jax.networks import NetworkFactory, Params
@@ -43,6 +43,7 @@ __all__ = [  # the host policies live in ppo_jax.run.host_policy
     "load_policy",
     "load_run",
     "numpy_policy",
+    "run_hyperparams",
 ]
 # Episodes evaluated at once (vmapped); eval_episodes' highest value, so that
 # an evaluation in the run plays the episodes of evaluate_run's first batch.
@@ -64,12 +65,18 @@ def evaluate_policy(
     key: jax.Array,
     num_episodes: int,
     max_steps: int | None = None,
+    actions: str | None = None,
+    hp: Hyperparams | None = None,
 ) -> tuple[jax.Array, jax.Array]:
-    """Run ``num_episodes`` episodes with the deterministic action.
+    """Run ``num_episodes`` episodes with the deterministic action, or sampled
+    ones (``actions``: ``"mode"`` or ``"sample"``; default: the run's
+    ``eval_actions``).
 
-    The action is the policy's mode: the Gaussian mean (as the tutorial's test
-    mode) or the most likely discrete action; observations are normalized with
-    the frozen training statistics ``obs_stats`` when the run normalized them.
+    The deterministic action is the policy's mode: the Gaussian mean (as the
+    tutorial's test mode) or the most likely discrete action; a sample is drawn
+    with the hyperparameters ``hp`` (default: the config's; for a run of a
+    sweep, :func:`run_hyperparams`). Observations are normalized with the
+    frozen training statistics ``obs_stats`` when the run normalized them.
     Episodes run in parallel (vmap) for ``max_steps`` steps (default: the env's
     time limit ``params.max_steps_in_episode``); rewards after an episode ends
     are ignored.
@@ -87,6 +94,9 @@ def evaluate_policy(
             "a number of steps for an environment whose params have no "
             "max_steps_in_episode",
         )
+    config = pipeline.config
+    if actions not in (None, "mode", "sample"):
+        raise ConfigError("actions", actions, "mode or sample")
     return evaluate_episodes(
         pipeline.setup,
         pipeline.policy,
@@ -95,6 +105,8 @@ def evaluate_policy(
         key,
         num_episodes,
         max_steps,
+        sample=(actions or config.eval_actions) == "sample",
+        hp=config.hyperparams() if hp is None else hp,
     )
 
 
@@ -123,10 +135,25 @@ def load_run(
     return pipeline, runner
 
 
+def run_hyperparams(run_dir: str | Path, run: int = 0) -> Hyperparams:
+    """The hyperparameters run ``run`` of a run directory trained with (a
+    sweep's values for a run of a sweep)."""
+    config = rundir.load_config(Path(run_dir))
+    spec = rundir.load_run_spec(Path(run_dir), config)
+    hp = spec.hyperparams()
+    return jax.tree.map(lambda x: x[run], hp) if spec.batched else hp
+
+
 def evaluate_run(
-    pipeline: Pipeline, runner: RunnerState, num_episodes: int = 10, seed: int = 0
+    pipeline: Pipeline,
+    runner: RunnerState,
+    num_episodes: int = 10,
+    seed: int = 0,
+    actions: str | None = None,
+    hp: Hyperparams | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Evaluate a loaded run (see :func:`load_run`) in its gymnax env.
+    """Evaluate a loaded run (see :func:`load_run`) in its gymnax env, with
+    ``actions`` and ``hp`` as :func:`evaluate_policy`.
 
     Episodes run in vmapped batches of at most ``EPISODE_BATCH`` (one compile),
     so memory stays bounded however many are asked for; batch ``b`` uses the
@@ -136,7 +163,9 @@ def evaluate_run(
     """
     batch = min(num_episodes, EPISODE_BATCH)
     fn = jax.jit(
-        lambda params, stats, key: evaluate_policy(pipeline, params, stats, key, batch)
+        lambda params, stats, key: evaluate_policy(
+            pipeline, params, stats, key, batch, actions=actions, hp=hp
+        )
     )
     key = jax.random.key(seed)
     params, stats = runner.agent.actor_params, runner.envs.obs_stats

@@ -264,9 +264,9 @@ class PPOConfig:
     # Evaluation inside the compiled run
     eval_every: int = option(
         0,
-        "iterations between evaluations of the deterministic policy (its mode) "
-        "on freshly reset envs inside the compiled run, and after the last "
-        "iteration: eval_return/eval_length columns; 0: off",
+        "iterations between evaluations of the policy (its mode, or samples: "
+        "eval_actions) on freshly reset envs inside the compiled run, and after "
+        "the last iteration: eval_return/eval_length columns; 0: off",
         low=0,
     )
     eval_episodes: int = option(
@@ -280,6 +280,12 @@ class PPOConfig:
         "--episodes",
         low=0,
         high=2**32 - 1,
+    )
+    eval_actions: Literal["mode", "sample"] = option(
+        "mode",
+        "the evaluation's actions: the policy's mode (deterministic) or a sample "
+        "of it at each step (as rejax and NAVIX evaluate); python -m "
+        "ppo_jax.evaluate plays a run's by default",
     )
     # Bookkeeping
     save_freq: int = option(
@@ -467,6 +473,7 @@ ADDED_FIELDS = (
     "eval_seed",
     "min_std",
     "bounded_mean",
+    "eval_actions",
 )
 TRACEABLE_FIELDS = tuple(k.name for k in field_kinds(PPOConfig) if k.traceable)
 # The on/off switches.
