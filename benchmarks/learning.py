@@ -94,7 +94,8 @@ def steps_to_threshold(timesteps, curve, threshold):
 
 def train_and_evaluate(config: PPOConfig, keys: jax.Array, episodes: int):
     """Train ``config`` once per key of ``keys`` (vmapped, one compile) and
-    evaluate each final policy deterministically for ``episodes`` episodes.
+    evaluate each final policy for ``episodes`` episodes (its mode, or sampled
+    actions with ``eval_actions="sample"``).
 
     Returns ``(metrics, eval_returns, compile_s, train_s)``: the seeds' device
     ``Metrics``, the ``[seeds, episodes]`` evaluation returns (none when
