@@ -21,7 +21,8 @@ def test_tutorial_preset_is_the_tutorials_pendulum_column():
     assert (c.advantage, c.optimizer) == ("rtg", "separate")
     assert c.max_grad_norm is None and c.target_kl is None
     assert (c.ent_coef, c.vf_coef, c.adam_eps) == (0.0, 1.0, 1e-8)
-    assert len(BOOL_FIELDS) == 7  # anneal_lr, clip_value, ... (none forgotten)
+    assert c.eval_every == 0 and c.eval_actions == "mode"
+    assert len(BOOL_FIELDS) == 8  # anneal_lr, clip_value, ... (none forgotten)
     for flag in BOOL_FIELDS:
         assert getattr(c, flag) is False, flag
 
