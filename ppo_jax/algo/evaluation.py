@@ -57,7 +57,7 @@ def evaluate_episodes(
         def step(carry: Any, step_key: jax.Array) -> tuple[Any, None]:
             obs, state, memory, total, length, running = carry
             if sample:
-                assert hp is not None  # checked below
+                assert hp is not None  # checked on entry
                 step_key, action_key = jax.random.split(step_key)
                 chosen = policy.sample(
                     actor_params, obs_stats, obs, action_key, hp, memory

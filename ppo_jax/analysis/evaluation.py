@@ -140,6 +140,8 @@ def run_hyperparams(run_dir: str | Path, run: int = 0) -> Hyperparams:
     sweep's values for a run of a sweep)."""
     config = rundir.load_config(Path(run_dir))
     spec = rundir.load_run_spec(Path(run_dir), config)
+    if not 0 <= run < spec.num_runs:
+        raise ConfigError("run", run, f"an index from 0 to {spec.num_runs - 1}")
     hp = spec.hyperparams()
     return jax.tree.map(lambda x: x[run], hp) if spec.batched else hp
 

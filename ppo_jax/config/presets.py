@@ -110,12 +110,15 @@ DM_CONTROL_CLEANRL: dict[str, Any] = {
 # learn by 300k-500k steps and no seed collapsed (robustness.md: vmapped
 # seeds 0-15 and 16-31, and 16 processes).
 _DM_CONTROL_CARTPOLE_TUNED: dict[str, Any] = {**DM_CONTROL_CLEANRL, "lr": 1e-4}
-# PointMass, PendulumSwingup and AcrobotSwingup: CleanRL's settings with
-# Playground's entropy bonus of 0.01. Without it, about half the seeds never
-# find the reward (16 vmapped seeds, robustness.md, against CleanRL's 3-seed
-# means: PointMass 9/16 at 274 or above, mean 498.2; PendulumSwingup 7/16 at
-# 243, mean 382.7; AcrobotSwingup 9/16 at 28, mean 32.2); with it 13/16
-# (724.4), 14/16 (713.3) and 13/16 (36.3), the short seeds still near 0.
+# PointMass, PendulumSwingup, AcrobotSwingup and ReacherEasy: CleanRL's
+# settings with Playground's entropy bonus of 0.01. Without it, about half the
+# seeds of the first three never find the reward (16 vmapped seeds,
+# robustness.md, against CleanRL's 3-seed means: PointMass 9/16 at 274 or
+# above, mean 498.2; PendulumSwingup 7/16 at 243, mean 382.7; AcrobotSwingup
+# 9/16 at 28, mean 32.2); with it 13/16 (724.4), 14/16 (713.3) and 13/16
+# (36.3), the short seeds still near 0. ReacherEasy's seeds all learn and
+# stall early; with the bonus they stall higher (626: 9/16, mean 610.3,
+# against 4/16, 559.1; seeds 16-31: 3/16, 575.1, against 1/16, 521.8).
 _DM_CONTROL_EXPLORING_TUNED: dict[str, Any] = {**DM_CONTROL_CLEANRL, "ent_coef": 0.01}
 # gymnax's MinAtar games: 10x10 grids of boolean channels, with the CNN (the
 # MinAtar paper's network: 16 3x3 filters, then a dense layer). 64 envs x 128
@@ -213,6 +216,7 @@ ENV_OVERRIDES: dict[tuple[str, str], dict[str, Any]] = {
     ("tuned", "playground/PointMass"): _DM_CONTROL_EXPLORING_TUNED,
     ("tuned", "playground/PendulumSwingup"): _DM_CONTROL_EXPLORING_TUNED,
     ("tuned", "playground/AcrobotSwingup"): _DM_CONTROL_EXPLORING_TUNED,
+    ("tuned", "playground/ReacherEasy"): _DM_CONTROL_EXPLORING_TUNED,
     ("tuned", "CartPole-v1"): _CARTPOLE_TUNED,
     # Acrobot's reset observations are nearly constant: early running statistics
     # blow its inputs up, and 3 of 8 seeds never learned with normalization.
