@@ -95,8 +95,8 @@ class Protocol:
 # no value clipping), with its per-task changes (SPEED_LAYOUT_TASKS). Since then
 # `tuned` is CleanRL's own settings (ppo_jax/config/presets.py), so the
 # `tuned` rows are CleanRL's settings in ppo_jax, except on the cartpoles
-# (lr 1e-4) and point_mass, pendulum and acrobot (entropy bonus 0.01);
-# `cleanrl` is CleanRL's own settings on those five.
+# (lr 1e-4) and point_mass, pendulum, acrobot and reacher (entropy bonus
+# 0.01); `cleanrl` is CleanRL's own settings on those six.
 SPEED_LAYOUT: dict[str, Any] = {
     "num_envs": 128,
     "rollout_length": 32,
@@ -203,11 +203,12 @@ PROTOCOLS: dict[str, Protocol] = {
                 "tasks has been since 2026-12-04 (1 env x 2048 steps, 10 epochs x "
                 "32 minibatches, lr 3e-4 annealed, gamma 0.99, GAE 0.95, value "
                 "clipping, no entropy bonus; ppo_jax bootstraps at the time "
-                "limit, CleanRL does not), except on five tasks since "
+                "limit, CleanRL does not), except on six tasks since "
                 "2026-12-04 (benchmarks/results/robustness.md): `tuned` has lr "
                 "1e-4 on the cartpoles (at 3e-4 some seeds collapse) and an "
-                "entropy bonus of 0.01 on point_mass, pendulum and acrobot "
-                "(without, about half the seeds never find the reward); "
+                "entropy bonus of 0.01 on point_mass, pendulum, acrobot and "
+                "reacher (without, about half the seeds of the first three never "
+                "find the reward, and reacher's seeds stall lower); "
                 "`cleanrl` is "
                 "CleanRL's own settings there; "
                 "`speed-layout` is the preset before (Playground's settings "
