@@ -75,6 +75,7 @@ EVALUATE_CASES = {
     "--backend": ["RUN", "--backend", "mujoco"],
     "--gif": ["RUN", "--gif", "OUT/no-such-folder/episode.gif"],
     "--seed": ["RUN", "--seed", "lucky"],
+    "--actions": ["RUN", "--actions", "greedy"],
 }
 EXPORT_CASES = {
     "run_dir": [""],
