@@ -65,9 +65,10 @@ def _run(args: argparse.Namespace) -> int:
     from ppo_jax.run.signals import check_stop
 
     run_dir = Path(args.run_dir)
-    actions = args.actions or load_config(run_dir).eval_actions
+    saved = load_config(run_dir)  # read once for the checks before loading
+    actions = args.actions or saved.eval_actions
     if args.backend == "gymnasium":
-        evaluation.check_gymnasium(load_config(run_dir))
+        evaluation.check_gymnasium(saved)
         if actions == "sample":
             raise ConfigError(
                 "backend",
@@ -76,7 +77,7 @@ def _run(args: argparse.Namespace) -> int:
                 "deterministic policy only: --actions mode)",
             )
     if args.gif is not None:
-        evaluation.check_gif(load_config(run_dir), str(args.gif))
+        evaluation.check_gif(saved, str(args.gif))
     pipeline, runner = evaluation.load_run(run_dir, args.run)  # loaded once
     check_stop()  # a Ctrl-C while loading: stop before evaluating
     config = pipeline.config
