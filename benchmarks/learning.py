@@ -19,15 +19,25 @@ bootstrap confidence interval (``ppo_jax.run.statistics``). Threshold: the first
 step at which the seed-mean training return, averaged over a 10-iteration
 window, reaches the env's threshold; its seconds are that fraction of the
 measured training time.
+
+Each run prints a progress line per twentieth of its iterations and keeps a
+checkpoint in ``benchmarks/.partial/`` meanwhile: a run stopped (Ctrl-C, a
+lost session) continues from its last checkpoint when the same command is
+run again.
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
+import io
 import json
+import math
+import shutil
 import sys
 import time
 import warnings
+import zipfile
 from datetime import date
 from pathlib import Path
 
@@ -37,10 +47,17 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).parent))
 from common import machine  # noqa: E402
 
-from ppo_jax import PPOConfig, build_pipeline, make_train  # noqa: E402
+from ppo_jax import PPOConfig, build_pipeline  # noqa: E402
+from ppo_jax.algo.ppo import Metrics, RunnerState, make_chunk  # noqa: E402
 from ppo_jax.analysis.evaluation import evaluate_policy  # noqa: E402
 from ppo_jax.config.schema import field_kinds, parse_text  # noqa: E402
 from ppo_jax.envs import preset_config  # noqa: E402
+from ppo_jax.run.rundir import (  # noqa: E402
+    CheckpointError,
+    atomic_write_bytes,
+    load_checkpoint,
+    save_checkpoint,
+)
 from ppo_jax.run.statistics import format_iqm, summarize  # noqa: E402
 
 RESULTS = Path(__file__).parent / "results"
@@ -92,28 +109,132 @@ def steps_to_threshold(timesteps, curve, threshold):
     return int(timesteps[hits[0] + WINDOW - 1]) if len(hits) else None
 
 
-def train_and_evaluate(config: PPOConfig, keys: jax.Array, episodes: int):
+PARTIAL = Path(__file__).parent / ".partial"  # resumable runs (git-ignored)
+PROGRESS_LINES = 20  # chunks a run is cut into: a progress line each
+
+
+def partial_dir(config: PPOConfig, keys: jax.Array) -> Path:
+    """Where an unfinished run of ``config`` on ``keys`` keeps its checkpoint:
+    named by a hash of both, so only the same run resumes from it."""
+    text = json.dumps(
+        [config.to_dict(), np.asarray(jax.random.key_data(keys)).tolist()],
+        sort_keys=True,
+    )
+    return PARTIAL / hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def _resume(
+    folder: Path, template: RunnerState, config: PPOConfig
+) -> tuple[RunnerState, Metrics, float] | None:
+    """The runner, metrics chunks and training seconds an interrupted run left
+    in ``folder``; None when there is nothing usable to resume."""
+    try:
+        runner = load_checkpoint(folder, template, config)
+        with np.load(folder / "metrics.npz") as saved:
+            arrays = {name: saved[name] for name in saved.files}
+    except (CheckpointError, OSError, ValueError, KeyError, zipfile.BadZipFile):
+        return None  # a half-written or older folder: start afresh
+    done = int(np.max(runner.iteration))
+    # The metrics are written before the checkpoint: they may run ahead.
+    finished = [int(n) for n in arrays.pop("done")]
+    if done not in finished:
+        return None
+    at = finished.index(done)
+    seconds = float(arrays.pop("train_s")[at])
+    metrics = Metrics(**{k: v[:, :done] for k, v in arrays.items()})
+    return runner, metrics, seconds
+
+
+def train_and_evaluate(
+    config: PPOConfig, keys: jax.Array, episodes: int, progress: str | None = None
+):
     """Train ``config`` once per key of ``keys`` (vmapped, one compile) and
     evaluate each final policy for ``episodes`` episodes (its mode, or sampled
     actions with ``eval_actions="sample"``).
 
-    Returns ``(metrics, eval_returns, compile_s, train_s)``: the seeds' device
-    ``Metrics``, the ``[seeds, episodes]`` evaluation returns (none when
-    ``episodes`` is 0) and the seconds
-    to compile and to train (compilation excluded).
+    The run goes in ``PROGRESS_LINES`` compiled chunks. After each, its
+    checkpoint goes to ``benchmarks/.partial/``, so an interrupted run resumes
+    where it stopped when started again with the same config and keys (and the
+    folder is removed when it ends); ``progress``: a label for a line per chunk
+    (steps done, steps/s, minutes left), None for none.
+
+    Returns ``(metrics, eval_returns, compile_s, train_s)``: the seeds' host
+    ``Metrics`` (``[seeds, iterations]`` leaves), the ``[seeds, episodes]``
+    evaluation returns (none when ``episodes`` is 0) and the seconds to compile
+    and to train (compilation excluded; a resumed run's earlier seconds
+    included).
     """
     seeds = len(keys)
-    train = jax.jit(jax.vmap(make_train(config)))
+    total = config.num_iterations
+    pipeline = build_pipeline(config)
+    hp = config.hyperparams()
+    chunk_iterations = max(1, math.ceil(total / PROGRESS_LINES))
+    chunk = jax.vmap(
+        make_chunk(pipeline, chunk_iterations, run_axis="runs"),
+        in_axes=(0, None),
+        axis_name="runs",
+    )
+    init = jax.jit(jax.vmap(pipeline.init, in_axes=(0, None)))
     t = time.perf_counter()
-    compiled = train.lower(keys).compile()
+    template = jax.eval_shape(init, keys, hp)
+    run_chunk = jax.jit(chunk, donate_argnums=0).lower(template, hp).compile()
     compile_s = time.perf_counter() - t
-    t = time.perf_counter()
-    runner, metrics = jax.block_until_ready(compiled(keys))
-    train_s = time.perf_counter() - t
+
+    folder = partial_dir(config, keys)
+    resumed = _resume(folder, template, config) if folder.is_dir() else None
+    history: Metrics | None  # [seeds, iterations done] leaves
+    if resumed is None:
+        runner, history, train_s = init(keys, hp), None, 0.0
+    else:
+        runner, history, train_s = resumed
+        runner = jax.device_put(runner)
+    done = int(np.max(runner.iteration))
+    if progress and done:
+        print(f"  {progress}: resuming after iteration {done} of {total}", flush=True)
+    done_log, seconds_log = [done], [train_s]
+    while done < total:
+        t = time.perf_counter()
+        runner, metrics = jax.block_until_ready(run_chunk(runner, hp))
+        train_s += time.perf_counter() - t
+        new = jax.device_get(metrics)
+        if history is not None:
+            new = jax.tree.map(lambda *x: np.concatenate(x, axis=1), history, new)
+        done = min(done + chunk_iterations, total)
+        history = jax.tree.map(lambda x, n=done: x[:, :n], new)
+        done_log.append(done)
+        seconds_log.append(train_s)
+        folder.mkdir(parents=True, exist_ok=True)
+        saved = io.BytesIO()
+        np.savez(
+            saved,
+            done=np.asarray(done_log),
+            train_s=np.asarray(seconds_log),
+            **history._asdict(),
+        )
+        # First the metrics, then the checkpoint that they must reach.
+        atomic_write_bytes(folder / "metrics.npz", saved.getvalue())
+        save_checkpoint(folder, config, runner)
+        if progress:
+            steps = done * config.batch_size * seeds
+            sps = (
+                (done - done_log[0])
+                * config.batch_size
+                * seeds
+                / max(train_s - seconds_log[0], 1e-9)
+            )
+            left = (total - done) * config.batch_size * seeds / sps / 60
+            print(
+                f"  {progress}: {steps:,} of {total * config.batch_size * seeds:,} "
+                f"steps (all seeds), {sps:,.0f} steps/s, {left:.1f} min left",
+                flush=True,
+            )
+    assert history is not None  # at least one chunk ran, or was resumed
+    metrics = history
+    if folder.is_dir():
+        shutil.rmtree(folder)
 
     if episodes == 0:  # no evaluation (e.g. 100,000-step Craftax episodes)
         return metrics, np.full((seeds, 0), np.nan), compile_s, train_s
-    pipeline = build_pipeline(config)
 
     def evaluate(params, obs_stats, key):
         return evaluate_policy(pipeline, params, obs_stats, key, episodes)
@@ -144,7 +265,7 @@ def run(
     config = preset_config(preset, **overrides).validate()
     keys = jax.random.split(jax.random.key(config.seed), seeds)
     metrics, eval_returns, compile_s, train_s = train_and_evaluate(
-        config, keys, episodes
+        config, keys, episodes, progress=env
     )
     curves = seed_returns(metrics)
     with warnings.catch_warnings():  # iterations before any episode ended: NaN
