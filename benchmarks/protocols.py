@@ -96,7 +96,8 @@ class Protocol:
 # `tuned` is CleanRL's own settings (ppo_jax/config/presets.py), so the
 # `tuned` rows are CleanRL's settings in ppo_jax, except on the cartpoles
 # (lr 1e-4) and point_mass, pendulum, acrobot and reacher (entropy bonus
-# 0.01); `cleanrl` is CleanRL's own settings on those six.
+# 0.01; on reacher also 64 envs x 32 steps); `cleanrl` is CleanRL's own
+# settings on those six.
 SPEED_LAYOUT: dict[str, Any] = {
     "num_envs": 128,
     "rollout_length": 32,
@@ -208,7 +209,9 @@ PROTOCOLS: dict[str, Protocol] = {
                 "1e-4 on the cartpoles (at 3e-4 some seeds collapse) and an "
                 "entropy bonus of 0.01 on point_mass, pendulum, acrobot and "
                 "reacher (without, about half the seeds of the first three never "
-                "find the reward, and reacher's seeds stall lower); "
+                "find the reward, and reacher's seeds stall lower), and 64 "
+                "envs x 32 steps on reacher since 2026-12-05 (the same 2048 "
+                "steps an update, from 64 target positions instead of two); "
                 "`cleanrl` is "
                 "CleanRL's own settings there; "
                 "`speed-layout` is the preset before (Playground's settings "
@@ -263,7 +266,9 @@ PROTOCOLS: dict[str, Protocol] = {
                 "the MLP trained Breakout at 67k and SpaceInvaders at 48k steps/s "
                 "(8-11 minutes), Asterix at 62k (8 minutes); Freeway took 18 "
                 "minutes (28k steps/s, with the CPU shared by another job); the "
-                "CNN ran at 4k-7k steps/s in 1M-step runs (over an hour a game). "
+                "CNN (the preset's network) trained Asterix at 5.0k steps/s "
+                "(3 seeds in 101 minutes, the CPU shared with other jobs for "
+                "most of it); runs are resumable (benchmarks/.partial/). "
                 "`gymnax-blines`: the reference's own settings (agents/<game>/"
                 "ppo.yaml: a 256x256 MLP, lr 5e-4, gamma 0.999; its 5% warm-up "
                 "of the rate left out), run on Asterix, the game the preset is "

@@ -118,8 +118,23 @@ _DM_CONTROL_CARTPOLE_TUNED: dict[str, Any] = {**DM_CONTROL_CLEANRL, "lr": 1e-4}
 # 9/16 at 28, mean 32.2); with it 13/16 (724.4), 14/16 (713.3) and 13/16
 # (36.3), the short seeds still near 0. ReacherEasy's seeds all learn and
 # stall early; with the bonus they stall higher (626: 9/16, mean 610.3,
-# against 4/16, 559.1; seeds 16-31: 3/16, 575.1, against 1/16, 521.8).
+# against 4/16, 559.1; seeds 16-31: 3/16, 575.1, against 1/16, 521.8), and
+# higher still with more envs (below).
 _DM_CONTROL_EXPLORING_TUNED: dict[str, Any] = {**DM_CONTROL_CLEANRL, "ent_coef": 0.01}
+# ReacherEasy, besides: 64 envs x 32 steps where CleanRL has 1 x 2048 (the
+# same 2048 steps an update). A rollout of one env holds two 1000-step
+# episodes, two target positions: each update fits the policy to those and
+# the seeds' deterministic returns swung by 200-300 from one evaluation to
+# the next. 64 envs put 64 targets in each update (16 seeds, robustness.md:
+# 13/16 at 626, mean 742.8, against 9/16, 610.3; seeds 16-31 13/16, 726.8,
+# against 3/16, 575.1); 16 x 128 and 128 x 16 did less (10/16, 673.5;
+# 11/16, 688.4), as did lr 1e-3 with 64 x 32 (11/16, 696.8); on PointMass
+# 64 x 32 did worse (10/16, 465.2, against 13/16).
+_REACHER_TUNED: dict[str, Any] = {
+    **_DM_CONTROL_EXPLORING_TUNED,
+    "num_envs": 64,
+    "rollout_length": 32,
+}
 # gymnax's MinAtar games: 10x10 grids of boolean channels, with the CNN (the
 # MinAtar paper's network: 16 3x3 filters, then a dense layer). 64 envs x 128
 # steps and 8 minibatches x 4 epochs as PureJaxRL trains MinAtar; lr 5e-3 from
@@ -216,7 +231,7 @@ ENV_OVERRIDES: dict[tuple[str, str], dict[str, Any]] = {
     ("tuned", "playground/PointMass"): _DM_CONTROL_EXPLORING_TUNED,
     ("tuned", "playground/PendulumSwingup"): _DM_CONTROL_EXPLORING_TUNED,
     ("tuned", "playground/AcrobotSwingup"): _DM_CONTROL_EXPLORING_TUNED,
-    ("tuned", "playground/ReacherEasy"): _DM_CONTROL_EXPLORING_TUNED,
+    ("tuned", "playground/ReacherEasy"): _REACHER_TUNED,
     ("tuned", "CartPole-v1"): _CARTPOLE_TUNED,
     # Acrobot's reset observations are nearly constant: early running statistics
     # blow its inputs up, and 3 of 8 seeds never learned with normalization.
