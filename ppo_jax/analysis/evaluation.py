@@ -21,6 +21,7 @@ from ppo_jax.algo.normalization import RunningMeanStd
 from ppo_jax.algo.ppo import Pipeline, RunnerState, build_pipeline
 from ppo_jax.analysis.rendering import check_mujoco_rendering, is_mujoco_run, save_gif
 from ppo_jax.config.ppo_config import ConfigError, Hyperparams, PPOConfig
+from ppo_jax.config.runspec import RunSpec
 from ppo_jax.envs import Environment, split_env_name
 from ppo_jax.envs.contract import PyTree
 from ppo_jax.networks import NetworkFactory, Params
@@ -110,6 +111,16 @@ def evaluate_policy(
     )
 
 
+def _run_spec(run_dir: Path, run: int) -> tuple[PPOConfig, RunSpec]:
+    """A run directory's config and run spec, once ``run`` is known to be
+    one of its runs."""
+    config = rundir.load_config(run_dir)
+    spec = rundir.load_run_spec(run_dir, config)
+    if not 0 <= run < spec.num_runs:
+        raise ConfigError("run", run, f"an index from 0 to {spec.num_runs - 1}")
+    return config, spec
+
+
 def load_run(
     run_dir: str | Path,
     run: int = 0,
@@ -124,10 +135,7 @@ def load_run(
     the objects a run trained with through those doors of ``run_training``.
     """
     run_dir = Path(run_dir)
-    config = rundir.load_config(run_dir)
-    spec = rundir.load_run_spec(run_dir, config)
-    if not 0 <= run < spec.num_runs:
-        raise ConfigError("run", run, f"an index from 0 to {spec.num_runs - 1}")
+    config, spec = _run_spec(run_dir, run)
     pipeline = build_pipeline(config, env=env, env_params=env_params, network=network)
     runner = rundir.load_checkpoint(run_dir, runner_template(pipeline, spec), config)
     if spec.batched:
@@ -138,10 +146,7 @@ def load_run(
 def run_hyperparams(run_dir: str | Path, run: int = 0) -> Hyperparams:
     """The hyperparameters run ``run`` of a run directory trained with (a
     sweep's values for a run of a sweep)."""
-    config = rundir.load_config(Path(run_dir))
-    spec = rundir.load_run_spec(Path(run_dir), config)
-    if not 0 <= run < spec.num_runs:
-        raise ConfigError("run", run, f"an index from 0 to {spec.num_runs - 1}")
+    _, spec = _run_spec(Path(run_dir), run)
     hp = spec.hyperparams()
     return jax.tree.map(lambda x: x[run], hp) if spec.batched else hp
 
