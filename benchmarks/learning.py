@@ -215,17 +215,15 @@ def train_and_evaluate(
         atomic_write_bytes(folder / "metrics.npz", saved.getvalue())
         save_checkpoint(folder, config, runner)
         if progress:
-            steps = done * config.batch_size * seeds
-            sps = (
-                (done - done_log[0])
-                * config.batch_size
-                * seeds
-                / max(train_s - seconds_log[0], 1e-9)
-            )
-            left = (total - done) * config.batch_size * seeds / sps / 60
+            per_iteration = config.batch_size * seeds  # env steps, all seeds
+            # steps/s since this process started (a resumed run's own pace)
+            ran_s = max(train_s - seconds_log[0], 1e-9)
+            sps = (done - done_log[0]) * per_iteration / ran_s
+            left = (total - done) * per_iteration / sps / 60
             print(
-                f"  {progress}: {steps:,} of {total * config.batch_size * seeds:,} "
-                f"steps (all seeds), {sps:,.0f} steps/s, {left:.1f} min left",
+                f"  {progress}: {done * per_iteration:,} of "
+                f"{total * per_iteration:,} steps (all seeds), {sps:,.0f} "
+                f"steps/s, {left:.1f} min left",
                 flush=True,
             )
     assert history is not None  # at least one chunk ran, or was resumed
