@@ -102,3 +102,40 @@ def test_chunked_run_equals_whole_run_and_does_not_retrace(tiny_config, tiny_run
     assert int(runner.iteration) == 3
     assert_trees_close(metrics, want_metrics, rtol=1e-6, atol=1e-6)
     assert_trees_close(data_leaves(runner), data_leaves(want_runner), 1e-6, 1e-6)
+
+
+def scan_body_primitives(jaxpr) -> set[str]:
+    """The primitives at the top level of the first ``scan``'s body."""
+    scan = next(e for e in jaxpr.jaxpr.eqns if e.primitive.name == "scan")
+    return {e.primitive.name for e in scan.params["jaxpr"].jaxpr.eqns}
+
+
+def test_vmapped_chunk_skips_iterations_past_the_end(tiny_config, tiny_run):
+    pipeline = build_pipeline(tiny_config)
+    hp = tiny_config.hyperparams()
+    keys = jnp.stack([jax.random.key(0), jax.random.key(1)])
+    runners = jax.jit(jax.vmap(pipeline.init, in_axes=(0, None)))(keys, hp)
+
+    def vmapped(run_axis):
+        chunk = make_chunk(pipeline, chunk_iterations=2, run_axis=run_axis)
+        return jax.vmap(chunk, in_axes=(0, None), axis_name="runs")
+
+    # Naming the run axis keeps the step a branch (taken while some run is
+    # running), where a batched predicate makes it a select of both sides.
+    def body(run_axis):
+        return scan_body_primitives(jax.make_jaxpr(vmapped(run_axis))(runners, hp))
+
+    assert "cond" in body("runs")
+    assert "cond" not in body(None)
+
+    run_chunk = jax.jit(vmapped("runs"))
+    rows = []
+    for _ in range(2):  # 4 iterations of a 3-iteration run: the last is masked
+        runners, metrics = run_chunk(runners, hp)
+        rows.append(metrics)
+    metrics = jax.tree.map(lambda *x: np.concatenate(x, axis=1)[0, :3], *rows)
+    want_runner, want_metrics = tiny_run
+    assert np.asarray(runners.iteration).tolist() == [3, 3]
+    assert_trees_close(metrics, want_metrics, rtol=1e-6, atol=1e-6)
+    first = jax.tree.map(lambda x: x[0], runners)
+    assert_trees_close(data_leaves(first), data_leaves(want_runner), 1e-6, 1e-6)

@@ -416,7 +416,8 @@ def make_chunk(
 
     ``run_axis``: the ``axis_name`` of a ``jax.vmap`` of ``run_chunk`` over
     runs, so that evaluations (``eval_every``) run only at iterations where
-    some run is due.
+    some run is due, and iterations past the end are skipped once every run
+    has ended (vmapped without it, they are computed and then dropped).
     """
     config = pipeline.config
     total = config.num_iterations
@@ -430,9 +431,20 @@ def make_chunk(
 
         def body(runner: RunnerState, _: None) -> tuple[RunnerState, Metrics]:
             # A branch, not a select of every leaf: less to compile, and the
-            # iterations past the end are not computed (vmapped, both are).
+            # iterations past the end are not computed. Vmapped, a batched
+            # predicate turns the branch into a select that computes both
+            # sides; an unbatched "some run is still running" (a psum over
+            # the runs) keeps the outer branch a branch.
             running = runner.iteration < total
-            runner, metrics = jax.lax.cond(running, step, skip, runner)
+
+            def advance(runner: RunnerState) -> tuple[RunnerState, Metrics]:
+                return jax.lax.cond(running, step, skip, runner)
+
+            if run_axis is None:
+                runner, metrics = advance(runner)
+            else:
+                any_running = jax.lax.psum(running.astype(jnp.int32), run_axis) > 0
+                runner, metrics = jax.lax.cond(any_running, advance, skip, runner)
             due = running & evaluation_due(runner.iteration, config)
             return runner, with_evaluation(pipeline, runner, metrics, due, hp, run_axis)
 
