@@ -29,15 +29,18 @@ run again.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import hashlib
 import io
 import json
 import math
+import os
 import shutil
 import sys
 import time
 import warnings
 import zipfile
+from collections.abc import Iterator
 from datetime import date
 from pathlib import Path
 
@@ -123,6 +126,53 @@ def partial_dir(config: PPOConfig, keys: jax.Array) -> Path:
     return PARTIAL / hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # someone else's process
+    return True
+
+
+@contextlib.contextmanager
+def claimed(folder: Path) -> Iterator[None]:
+    """Hold ``folder``'s lock (``<folder>.lock``, this process's pid) while a
+    run writes there, so that a second process started with the very same
+    config and keys stops with one sentence instead of overwriting the first's
+    checkpoints. A lock left by a process that is gone (killed) is taken over.
+    """
+    lock = folder.with_name(folder.name + ".lock")
+    lock.parent.mkdir(parents=True, exist_ok=True)
+    while True:
+        try:
+            fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+        except FileExistsError:
+            try:
+                holder: int | None = int(lock.read_text())
+            except (OSError, ValueError):
+                holder = None  # being written, or damaged: not ours to take
+            if holder is not None and not _alive(holder):
+                lock.unlink(missing_ok=True)
+                continue
+            print(
+                f"{lock} shows that another process "
+                f"({'pid ' + str(holder) if holder else 'pid unreadable'}) is "
+                "running this very run; wait for it to end, or stop it and "
+                "remove the lock to take the run over.",
+                file=sys.stderr,
+            )
+            raise SystemExit(2) from None
+        with os.fdopen(fd, "w") as file:
+            file.write(str(os.getpid()))
+        break
+    try:
+        yield
+    finally:
+        lock.unlink(missing_ok=True)
+
+
 def _resume(
     folder: Path, template: RunnerState, config: PPOConfig
 ) -> tuple[RunnerState, Metrics, float] | None:
@@ -175,61 +225,64 @@ def train_and_evaluate(
         axis_name="runs",
     )
     init = jax.jit(jax.vmap(pipeline.init, in_axes=(0, None)))
-    t = time.perf_counter()
-    template = jax.eval_shape(init, keys, hp)
-    run_chunk = jax.jit(chunk, donate_argnums=0).lower(template, hp).compile()
-    compile_s = time.perf_counter() - t
-
     folder = partial_dir(config, keys)
-    resumed = _resume(folder, template, config) if folder.is_dir() else None
-    history: Metrics | None  # [seeds, iterations done] leaves
-    if resumed is None:
-        runner, history, train_s = init(keys, hp), None, 0.0
-    else:
-        runner, history, train_s = resumed
-        runner = jax.device_put(runner)
-    done = int(np.max(runner.iteration))
-    if progress and done:
-        print(f"  {progress}: resuming after iteration {done} of {total}", flush=True)
-    done_log, seconds_log = [done], [train_s]
-    while done < total:
+    with claimed(folder):  # before compiling: a refusal comes at once
         t = time.perf_counter()
-        runner, metrics = jax.block_until_ready(run_chunk(runner, hp))
-        train_s += time.perf_counter() - t
-        new = jax.device_get(metrics)
-        if history is not None:
-            new = jax.tree.map(lambda *x: np.concatenate(x, axis=1), history, new)
-        done = min(done + chunk_iterations, total)
-        history = jax.tree.map(lambda x, n=done: x[:, :n], new)
-        done_log.append(done)
-        seconds_log.append(train_s)
-        folder.mkdir(parents=True, exist_ok=True)
-        saved = io.BytesIO()
-        np.savez(
-            saved,
-            done=np.asarray(done_log),
-            train_s=np.asarray(seconds_log),
-            **history._asdict(),
-        )
-        # First the metrics, then the checkpoint that they must reach.
-        atomic_write_bytes(folder / "metrics.npz", saved.getvalue())
-        save_checkpoint(folder, config, runner)
-        if progress:
-            per_iteration = config.batch_size * seeds  # env steps, all seeds
-            # steps/s since this process started (a resumed run's own pace)
-            ran_s = max(train_s - seconds_log[0], 1e-9)
-            sps = (done - done_log[0]) * per_iteration / ran_s
-            left = (total - done) * per_iteration / sps / 60
+        template = jax.eval_shape(init, keys, hp)
+        run_chunk = jax.jit(chunk, donate_argnums=0).lower(template, hp).compile()
+        compile_s = time.perf_counter() - t
+
+        resumed = _resume(folder, template, config) if folder.is_dir() else None
+        history: Metrics | None  # [seeds, iterations done] leaves
+        if resumed is None:
+            runner, history, train_s = init(keys, hp), None, 0.0
+        else:
+            runner, history, train_s = resumed
+            runner = jax.device_put(runner)
+        done = int(np.max(runner.iteration))
+        if progress and done:
             print(
-                f"  {progress}: {done * per_iteration:,} of "
-                f"{total * per_iteration:,} steps (all seeds), {sps:,.0f} "
-                f"steps/s, {left:.1f} min left",
-                flush=True,
+                f"  {progress}: resuming after iteration {done} of {total}", flush=True
             )
-    assert history is not None  # at least one chunk ran, or was resumed
-    metrics = history
-    if folder.is_dir():
-        shutil.rmtree(folder)
+        done_log, seconds_log = [done], [train_s]
+        while done < total:
+            t = time.perf_counter()
+            runner, metrics = jax.block_until_ready(run_chunk(runner, hp))
+            train_s += time.perf_counter() - t
+            new = jax.device_get(metrics)
+            if history is not None:
+                new = jax.tree.map(lambda *x: np.concatenate(x, axis=1), history, new)
+            done = min(done + chunk_iterations, total)
+            history = jax.tree.map(lambda x, n=done: x[:, :n], new)
+            done_log.append(done)
+            seconds_log.append(train_s)
+            folder.mkdir(parents=True, exist_ok=True)
+            saved = io.BytesIO()
+            np.savez(
+                saved,
+                done=np.asarray(done_log),
+                train_s=np.asarray(seconds_log),
+                **history._asdict(),
+            )
+            # First the metrics, then the checkpoint that they must reach.
+            atomic_write_bytes(folder / "metrics.npz", saved.getvalue())
+            save_checkpoint(folder, config, runner)
+            if progress:
+                per_iteration = config.batch_size * seeds  # env steps, all seeds
+                # steps/s since this process started (a resumed run's own pace)
+                ran_s = max(train_s - seconds_log[0], 1e-9)
+                sps = (done - done_log[0]) * per_iteration / ran_s
+                left = (total - done) * per_iteration / sps / 60
+                print(
+                    f"  {progress}: {done * per_iteration:,} of "
+                    f"{total * per_iteration:,} steps (all seeds), {sps:,.0f} "
+                    f"steps/s, {left:.1f} min left",
+                    flush=True,
+                )
+        assert history is not None  # at least one chunk ran, or was resumed
+        metrics = history
+        if folder.is_dir():
+            shutil.rmtree(folder)
 
     if episodes == 0:  # no evaluation (e.g. 100,000-step Craftax episodes)
         return metrics, np.full((seeds, 0), np.nan), compile_s, train_s
