@@ -153,7 +153,9 @@ def claimed(folder: Path) -> Iterator[None]:
                 holder: int | None = int(lock.read_text())
             except (OSError, ValueError):
                 holder = None  # being written, or damaged: not ours to take
-            if holder is not None and not _alive(holder):
+            # A dead holder, or this very pid (a restarted machine reuses
+            # pids), left the lock behind: take it over.
+            if holder is not None and (holder == os.getpid() or not _alive(holder)):
                 lock.unlink(missing_ok=True)
                 continue
             print(
