@@ -33,7 +33,12 @@ from ppo_jax.envs.contract import (
     inspect_environment,
     is_categorical_space,
 )
+from ppo_jax.envs.deferred_imports import defer_import
 from ppo_jax.envs.masking import HiddenObservation, kept_entries
+
+# Before any family module imports its library: gymnax imports seaborn for
+# its renderers, 1 s of each command's start that ppo_jax never uses.
+defer_import("seaborn")
 
 __all__ = [
     "FAMILIES",
