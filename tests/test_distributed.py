@@ -12,7 +12,7 @@ import sys
 import jax
 import numpy as np
 import pytest
-from conftest import ENV
+from conftest import ENV, run_main
 
 from ppo_jax.analysis.evaluation import load_run
 from ppo_jax.run.rundir import read_rows
@@ -74,7 +74,10 @@ def runs(tmp_path_factory):
         for i, cwd in enumerate((first, second))
     ]  # fmt: skip
     outs = [finish(p) for p in procs]
-    finish(train(one, *LONG))
+    # The 1-process run in this process: the same program, without a
+    # subprocess's imports.
+    proc = run_main("ppo_jax.train", *ARGS, *LONG, "--run-dir", str(one / "run"))
+    assert proc.returncode == 0, proc.stderr
     return one, first, second, outs
 
 

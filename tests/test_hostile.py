@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import ENV, TINY_ARGS, run_module
+from conftest import ENV, TINY_ARGS, run_main
 from flax import serialization
 
 from ppo_jax import PPOConfig
@@ -275,7 +275,7 @@ def test_resume_refuses_damaged_files_and_keeps_them(
 def test_resume_repairs_damaged_metrics(damage, trained_run, tmp_path):
     run_dir = damaged_copy(trained_run, tmp_path, damage)
     kept = read_rows(run_dir)
-    proc = run_module("ppo_jax.train", "--resume", str(run_dir))
+    proc = run_main("ppo_jax.train", "--resume", str(run_dir))
     assert proc.returncode == 0, proc.stderr
     assert proc.stderr.strip() == ""
     assert ("note: metrics.csv held" in proc.stdout) == (len(kept) < 5)
@@ -415,14 +415,14 @@ def test_full_disk_stops_with_one_line_and_keeps_the_last_checkpoint(
     # the new file is complete before the old one is replaced).
     args = ["--hidden-sizes", "128,128"]
     probe = tmp_path / "probe"
-    proc = run_module(
+    proc = run_main(
         "ppo_jax.train", *TINY_ARGS, *args, "--total-timesteps", "200",
         "--run-dir", str(probe),
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr
     size = (probe / CHECKPOINT_FILE).stat().st_size
     run_dir = small_tmpfs(1.5 * size + 64 * 1024) / "run"
-    proc = run_module(
+    proc = run_main(
         "ppo_jax.train", *TINY_ARGS, *args, "--total-timesteps", "2000",
         "--run-dir", str(run_dir),
     )  # fmt: skip
@@ -445,7 +445,7 @@ def test_overwrite_removes_what_the_previous_run_wrote(trained_run, tmp_path):
     (run_dir / "sweep.md").write_text("| lr | ...")
     (run_dir / "sweep.csv").write_text("lr,seeds\n")
     (run_dir / "notes.txt").write_text("mine")  # not the run's: kept
-    proc = run_module(
+    proc = run_main(
         "ppo_jax.train", *TINY_ARGS, "--total-timesteps", "200",
         "--run-dir", str(run_dir), "--overwrite",
     )  # fmt: skip

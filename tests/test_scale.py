@@ -10,7 +10,7 @@ import time
 
 import numpy as np
 import pytest
-from conftest import ENV, TINY_ARGS, run_module
+from conftest import ENV, TINY_ARGS, run_main
 
 from ppo_jax.run.rundir import CHECKPOINT_FILE, RUN_FILES, read_rows
 from ppo_jax.train import main as train_main
@@ -35,7 +35,7 @@ def rows_of_run(rows, run):
 @pytest.fixture(scope="module")
 def sweep_run(tmp_path_factory):
     run_dir = tmp_path_factory.mktemp("sweep") / "run"
-    proc = run_module(
+    proc = run_main(
         "ppo_jax.train", *TINY_ARGS, "--total-timesteps", "1000", *SWEEP,
         "--run-dir", str(run_dir),
     )  # fmt: skip
@@ -130,7 +130,7 @@ ADAPTIVE_ARGS = ["--lr-schedule", "adaptive_kl", "--lr", "1e-3"]
 def test_killed_then_resumed_equals_uninterrupted(tmp_path, network_args):
     args = [*RESUME_ARGS, *network_args]
     whole = tmp_path / "whole"
-    proc = run_module("ppo_jax.train", *args, "--run-dir", str(whole))
+    proc = run_main("ppo_jax.train", *args, "--run-dir", str(whole))
     assert proc.returncode == 0, proc.stderr
 
     killed = tmp_path / "killed"
@@ -164,7 +164,7 @@ def test_killed_then_resumed_equals_uninterrupted(tmp_path, network_args):
         memory = load_run(killed)[1].envs.memory
         assert np.abs(memory.actor).min(axis=1).max() > 0  # a mid-episode carry
 
-    proc = run_module("ppo_jax.train", "--resume", str(killed))
+    proc = run_main("ppo_jax.train", "--resume", str(killed))
     assert proc.returncode == 0, proc.stderr
     assert f"resuming after iteration {stopped_at}" in proc.stdout
     assert checkpoint_iteration(killed) == 30
