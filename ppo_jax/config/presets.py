@@ -128,7 +128,8 @@ _DM_CONTROL_EXPLORING_TUNED: dict[str, Any] = {**DM_CONTROL_CLEANRL, "ent_coef":
 # the next. 64 envs put 64 targets in each update (16 seeds, robustness.md:
 # 13/16 at 626, mean 742.8, against 9/16, 610.3; seeds 16-31 13/16, 726.8,
 # against 3/16, 575.1); 16 x 128 and 128 x 16 did less (10/16, 673.5;
-# 11/16, 688.4), as did lr 1e-3 with 64 x 32 (11/16, 696.8); on PointMass
+# 11/16, 688.4), as did lr 1e-3 with 64 x 32 (11/16, 696.8); lr 5e-4 the
+# same (13/16, 740.9; its lowest seed 492.6 against 312.4); on PointMass
 # 64 x 32 did worse (10/16, 465.2, against 13/16).
 _REACHER_TUNED: dict[str, Any] = {
     **_DM_CONTROL_EXPLORING_TUNED,
