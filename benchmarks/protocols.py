@@ -96,8 +96,8 @@ class Protocol:
 # `tuned` is CleanRL's own settings (ppo_jax/config/presets.py), so the
 # `tuned` rows are CleanRL's settings in ppo_jax, except on the cartpoles
 # (lr 1e-4) and point_mass, pendulum, acrobot and reacher (entropy bonus
-# 0.01, 0.05 on point_mass; on reacher also 64 envs x 32 steps); `cleanrl`
-# is CleanRL's own settings on those six.
+# 0.01, 0.05 on point_mass and acrobot; on reacher also 64 envs x 32 steps);
+# `cleanrl` is CleanRL's own settings on those six.
 SPEED_LAYOUT: dict[str, Any] = {
     "num_envs": 128,
     "rollout_length": 32,
@@ -212,8 +212,8 @@ PROTOCOLS: dict[str, Protocol] = {
                 "find the reward, and reacher's seeds stall lower), and 64 "
                 "envs x 32 steps on reacher since 2026-12-05 (the same 2048 "
                 "steps an update, from 64 target positions instead of two); "
-                "point_mass's bonus is 0.05 since 2026-12-05 (at 0.01 two or "
-                "three seeds of 16 never find the target); "
+                "point_mass's and acrobot's bonus is 0.05 since 2026-12-05 (at "
+                "0.01 two or three seeds of 16 fall short); "
                 "`cleanrl` is "
                 "CleanRL's own settings there; "
                 "`speed-layout` is the preset before (Playground's settings "
