@@ -16,6 +16,17 @@ compilation cache (they run the same program), so they compile once.
 Writes ``benchmarks/results/robustness/<preset>_<env>_<steps>.json`` and
 rebuilds ``benchmarks/results/robustness.md`` from every stored result
 (``--report``: only that).
+
+When a preset takes a tried change, its stored results are relabelled so that
+a ``preset + change`` row keeps meaning today's preset plus that change::
+
+    python benchmarks/robustness.py --env playground/PointMass --set ent_coef=0.05 \
+        --relabel ent0.01 "tuned at commit 3476ec4 (CleanRL's settings, entropy 0.01)"
+
+Results run with ``--set ent_coef=0.05`` become the preset's own (a note per
+way says how they were run); results that set ``ent_coef`` otherwise keep
+their label (the same settings under the new preset); the rest become
+``tuned-ent0.01_*.json`` labelled with the text given. Nothing is rerun.
 """
 
 from __future__ import annotations
@@ -32,6 +43,7 @@ import tempfile
 import time
 from datetime import date
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).parent))
 from common import ROOT, machine  # noqa: E402
@@ -85,8 +97,25 @@ def main() -> None:
     )
     p.add_argument("--ways", nargs="+", default=["vmapped", "processes"])
     p.add_argument("--report", action="store_true", help="only rebuild robustness.md")
+    p.add_argument(
+        "--relabel",
+        nargs=2,
+        metavar=("SLUG", "LABEL"),
+        help="the preset on --env now has the --set values: its stored results "
+        "run without them become LABEL (file names PRESET-SLUG_...); nothing is run",
+    )
     args = p.parse_args()
     if args.report:
+        write_table()
+        return
+    if args.relabel:
+        if args.env is None or not args.set:
+            p.error("--relabel needs --env and the preset's new --set values")
+        adopted = dict(item.split("=", 1) for item in args.set)
+        slug, label = args.relabel
+        moves = relabel(STORE, args.env, args.preset, adopted, slug, label)
+        for old, new in moves.items():
+            print(f"{old.name} -> {new.name}")
         write_table()
         return
     if args.env is None or args.target is None:
@@ -130,11 +159,8 @@ def main() -> None:
                 print(f"seed {seed}: {curves[seed][-1][1]:.1f}", flush=True)
             results["processes"] = {"wall_s": wall, "curves": curves}
 
-    name = f"{args.preset}_{args.env.replace('/', '_')}_{steps}"
-    if changes:
-        name += "_" + "_".join(f"{k}={v}" for k, v in sorted(changes.items()))
     STORE.mkdir(parents=True, exist_ok=True)
-    path = STORE / (re.sub(r"[^\w.=-]", "_", name) + ".json")
+    path = STORE / result_name(args.preset, args.env, steps, changes)
     command = " ".join(["python benchmarks/robustness.py", *sys.argv[1:]])
     ways = {
         way: {
@@ -183,6 +209,91 @@ def main() -> None:
     }
     path.write_text(json.dumps(out, indent=1) + "\n")
     write_table()
+
+
+def result_name(preset: str, env: str, steps: int, changes: dict[str, str]) -> str:
+    """The file name of a stored result: ``<preset>_<env>_<steps>[_k=v...].json``."""
+    name = f"{preset}_{env.replace('/', '_')}_{steps}"
+    if changes:
+        name += "_" + "_".join(f"{k}={v}" for k, v in sorted(changes.items()))
+    return re.sub(r"[^\w.=-]", "_", name) + ".json"
+
+
+def same_value(a: str, b: str) -> bool:
+    """Two ``--set`` values alike as written or as numbers (``1e-3``, ``0.001``)."""
+    if a == b:
+        return True
+    try:
+        return float(a) == float(b)
+    except ValueError:
+        return False
+
+
+def relabel(
+    store: Path, env: str, preset: str, adopted: dict[str, str], slug: str, label: str
+) -> dict[Path, Path]:
+    """Relabel the stored results of ``preset`` on ``env`` after the preset
+    took the ``adopted`` field values; returns ``{old path: new path}``.
+
+    A result whose changes set every adopted field is a run of the new preset
+    plus its changes: the fields set to the adopted values are dropped from its
+    changes (with a note per way) and the rest stays. Any other result ran the
+    old preset: its ``preset`` becomes ``label`` and its file
+    ``<preset>-<slug>_...``. Refuses (SystemExit), touching nothing, where two
+    results would share a file or one would overwrite a result not moved.
+    """
+    planned: dict[Path, tuple[Path, dict[str, Any]]] = {}
+    for path in sorted(store.glob("*.json")):
+        original = json.loads(path.read_text())
+        if original["env"] != env or original["preset"] != preset:
+            continue
+        record = json.loads(path.read_text())  # a copy to change
+        changes: dict[str, str] = record["changes"]
+        if all(field in changes for field in adopted):
+            kept = {
+                k: v
+                for k, v in changes.items()
+                if not (k in adopted and same_value(v, adopted[k]))
+            }
+            if kept != changes:
+                dropped = " ".join(
+                    f"--set {k}={changes[k]}" for k in adopted if k not in kept
+                )
+                for way in record["ways"].values():
+                    note = (
+                        f"run with {dropped} before the preset had it "
+                        f"({date.today().isoformat()}; the same settings)"
+                    )
+                    if "note" in way:
+                        note = f"{way['note']}; {note}"
+                    way["note"] = note
+            record = {**record, "changes": kept}
+            name = result_name(preset, env, record["total_timesteps"], kept)
+        else:
+            record = {**record, "preset": label}
+            name = result_name(
+                f"{preset}-{slug}", env, record["total_timesteps"], changes
+            )
+        if store / name != path or record != original:
+            planned[path] = (store / name, record)
+    targets = [new for new, _ in planned.values()]
+    for new in targets:
+        if targets.count(new) > 1:
+            raise SystemExit(f"two results would be {new.name}; nothing was moved.")
+        if new.exists() and new not in planned:
+            raise SystemExit(
+                f"{new.name} exists and would be overwritten; nothing was moved."
+            )
+    # Every new file is in place before an old one goes: an interruption
+    # leaves results twice, never lost.
+    for new, record in planned.values():
+        new.with_suffix(".json.tmp").write_text(json.dumps(record, indent=1) + "\n")
+    for new, _ in planned.values():
+        new.with_suffix(".json.tmp").replace(new)
+    for old in planned:
+        if old not in targets:
+            old.unlink()
+    return {old: new for old, (new, _) in planned.items()}
 
 
 def write_table() -> None:
