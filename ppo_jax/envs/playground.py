@@ -25,8 +25,11 @@ from ppo_jax.envs.refusals import did_you_mean, require_extra
 from ppo_jax.envs.state_api import StateEnv, headless_opengl_default
 
 BACKENDS = ("jax", "warp")
-# Action repeat of Playground's published PPO settings
-# (mujoco_playground/config/dm_control_suite_params.py).
+# Action repeat of Playground's tuned PPO settings
+# (mujoco_playground/config/dm_control_suite_params.py). There, in 0.2.x, the
+# branch is keyed "PendulumSwingUp" and so never matches the registered
+# "PendulumSwingup" (fixed by mujoco_playground pull request #260, open in
+# 2026-01): ppo_jax applies the repeat Playground meant.
 ACTION_REPEAT = {"PendulumSwingup": 4}
 
 
