@@ -145,8 +145,8 @@ _DM_CONTROL_EXPLORING_TUNED: dict[str, Any] = {**DM_CONTROL_CLEANRL, "ent_coef":
 # reached 626 on seeds 0-15 (16/16, worst 703.8, mean 867.1); seeds 16-31
 # and 16 processes left one seed short each (15/16: 580.4 and 602.9; means
 # 842.9 and 851.2), where 10 epochs at 0.01 left three and five.
-# Also tried with the bonus: a 256x256 network (13/16, 740.5); the discount
-# 0.995 alone 12/16.
+# Also tried: with the bonus, a 256x256 network (13/16, 740.5); without it,
+# the discount 0.995 (12/16).
 _REACHER_TUNED: dict[str, Any] = {
     **DM_CONTROL_CLEANRL,
     "num_envs": 64,

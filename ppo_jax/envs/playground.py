@@ -28,8 +28,8 @@ BACKENDS = ("jax", "warp")
 # Action repeat of Playground's tuned PPO settings
 # (mujoco_playground/config/dm_control_suite_params.py). There, in 0.2.x, the
 # branch is keyed "PendulumSwingUp" and so never matches the registered
-# "PendulumSwingup" (fixed by mujoco_playground pull request #260, open in
-# 2026-01): ppo_jax applies the repeat Playground meant.
+# "PendulumSwingup" (mujoco_playground pull request #260 fixes the name; open
+# since 2026-01): ppo_jax applies the repeat Playground meant.
 ACTION_REPEAT = {"PendulumSwingup": 4}
 
 
