@@ -125,7 +125,8 @@ _DM_CONTROL_CARTPOLE_TUNED: dict[str, Any] = {**DM_CONTROL_CLEANRL, "lr": 1e-4}
 # top (185.5); tried on its 16 seeds without reaching 16/16 (robustness.md):
 # lr 1e-3 15/16 (mean 751.7), 2e-3 13/16, 1e-4 2/16, init_log_std 1.0 13/16,
 # entropy 0.03 12/16, bounded_mean 0/16, lr 1e-3 with 64 envs x 32 steps
-# 12/16, discount 0.995 16/16 but 11/16 on seeds 16-31 and 13/16 as processes.
+# 12/16, discount 0.995 16/16 but 11/16 on seeds 16-31 and 13/16 as processes,
+# 20 epochs 13/16.
 _DM_CONTROL_EXPLORING_TUNED: dict[str, Any] = {**DM_CONTROL_CLEANRL, "ent_coef": 0.01}
 # ReacherEasy, besides: 64 envs x 32 steps where CleanRL has 1 x 2048 (the
 # same 2048 steps an update). A rollout of one env holds two 1000-step
