@@ -96,8 +96,8 @@ class Protocol:
 # `tuned` is CleanRL's own settings (ppo_jax/config/presets.py), so the
 # `tuned` rows are CleanRL's settings in ppo_jax, except on the cartpoles
 # (lr 1e-4) and point_mass, pendulum, acrobot and reacher (entropy bonus
-# 0.01, 0.05 on point_mass and acrobot; on reacher also 64 envs x 32 steps);
-# `cleanrl` is CleanRL's own settings on those six.
+# 0.01, 0.05 on point_mass, acrobot and reacher; on reacher also 64 envs x 32
+# steps and 20 epochs); `cleanrl` is CleanRL's own settings on those six.
 SPEED_LAYOUT: dict[str, Any] = {
     "num_envs": 128,
     "rollout_length": 32,

@@ -32,6 +32,7 @@ their label (the same settings under the new preset); the rest become
 from __future__ import annotations
 
 import argparse
+import copy
 import csv
 import json
 import math
@@ -105,15 +106,15 @@ def main() -> None:
         "run without them become LABEL (file names PRESET-SLUG_...); nothing is run",
     )
     args = p.parse_args()
+    changes = dict(item.split("=", 1) for item in args.set)
     if args.report:
         write_table()
         return
     if args.relabel:
-        if args.env is None or not args.set:
+        if args.env is None or not changes:
             p.error("--relabel needs --env and the preset's new --set values")
-        adopted = dict(item.split("=", 1) for item in args.set)
         slug, label = args.relabel
-        moves = relabel(STORE, args.env, args.preset, adopted, slug, label)
+        moves = relabel(STORE, args.env, args.preset, changes, slug, label)
         for old, new in moves.items():
             print(f"{old.name} -> {new.name}")
         write_table()
@@ -124,7 +125,6 @@ def main() -> None:
     from ppo_jax import PPOConfig
 
     config = PPOConfig.from_preset(args.preset, env_name=args.env)
-    changes = dict(item.split("=", 1) for item in args.set)
     steps = args.total_timesteps or config.total_timesteps
     iterations = math.ceil(steps / config.batch_size)
     base = ["--env", args.env, "--preset", args.preset, "--total-timesteps", str(steps)]
@@ -247,7 +247,7 @@ def relabel(
         original = json.loads(path.read_text())
         if original["env"] != env or original["preset"] != preset:
             continue
-        record = json.loads(path.read_text())  # a copy to change
+        record = copy.deepcopy(original)  # to change, beside the original
         changes: dict[str, str] = record["changes"]
         if all(field in changes for field in adopted):
             kept = {
@@ -259,14 +259,12 @@ def relabel(
                 dropped = " ".join(
                     f"--set {k}={changes[k]}" for k in adopted if k not in kept
                 )
+                note = (
+                    f"run with {dropped} before the preset had it "
+                    f"({date.today().isoformat()}; the same settings)"
+                )
                 for way in record["ways"].values():
-                    note = (
-                        f"run with {dropped} before the preset had it "
-                        f"({date.today().isoformat()}; the same settings)"
-                    )
-                    if "note" in way:
-                        note = f"{way['note']}; {note}"
-                    way["note"] = note
+                    way["note"] = f"{way['note']}; {note}" if "note" in way else note
             record = {**record, "changes": kept}
             name = result_name(preset, env, record["total_timesteps"], kept)
         else:

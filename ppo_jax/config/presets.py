@@ -128,6 +128,26 @@ _DM_CONTROL_CARTPOLE_TUNED: dict[str, Any] = {**DM_CONTROL_CLEANRL, "lr": 1e-4}
 # 12/16, discount 0.995 16/16 but 11/16 on seeds 16-31 and 13/16 as processes,
 # 20 epochs 13/16.
 _DM_CONTROL_EXPLORING_TUNED: dict[str, Any] = {**DM_CONTROL_CLEANRL, "ent_coef": 0.01}
+# PointMass and AcrobotSwingup: an entropy bonus of 0.05. On PointMass, at
+# 0.01 two or three seeds of 16 never found the target (13/16 at 274 vmapped,
+# 14/16 as processes); at 0.03 and 0.1 one seed each (15/16); at 0.05 all of
+# seeds 0-31 vmapped and all 16 as processes (robustness.md). The price there:
+# late in the run the wider policy's mean settles at the action bounds, where
+# the task's control term pays nothing, and the deterministic returns end near
+# 725 where seeds that found the target at 0.01 reached 900 (the mean over 16
+# seeds is the same, 724.8 against 724.4; squashing the mean with bounded_mean
+# lost seeds again: 13/16). On AcrobotSwingup 0.05 lifted every seed (16/16 at
+# 28, worst 38.4, mean 51.2, against 13/16, 6.3, 36.3 at 0.01; seeds 16-31 and
+# 16 processes 16/16 too, worst 40.9 and 39.8), though its sampled actions
+# score less while it trains (3 seeds' training return 11.2 against 25.8, the
+# figure CleanRL reports; deterministic 51.9 against 38.3). It did not
+# carry over: PendulumSwingup lost seeds at 0.03 (12/16) and ReacherEasy's
+# seeds collapsed at 0.1 (0/16; 15/16 at 0.05, which ReacherEasy has with 20
+# epochs, below).
+_DM_CONTROL_WIDE_EXPLORING_TUNED: dict[str, Any] = {
+    **DM_CONTROL_CLEANRL,
+    "ent_coef": 0.05,
+}
 # ReacherEasy, besides: 64 envs x 32 steps where CleanRL has 1 x 2048 (the
 # same 2048 steps an update). A rollout of one env holds two 1000-step
 # episodes, two target positions: each update fits the policy to those and
@@ -149,31 +169,10 @@ _DM_CONTROL_EXPLORING_TUNED: dict[str, Any] = {**DM_CONTROL_CLEANRL, "ent_coef":
 # Also tried: with the bonus, a 256x256 network (13/16, 740.5); without it,
 # the discount 0.995 (12/16).
 _REACHER_TUNED: dict[str, Any] = {
-    **DM_CONTROL_CLEANRL,
+    **_DM_CONTROL_WIDE_EXPLORING_TUNED,
     "num_envs": 64,
     "rollout_length": 32,
-    "ent_coef": 0.05,
     "update_epochs": 20,
-}
-# PointMass and AcrobotSwingup: an entropy bonus of 0.05. On PointMass, at
-# 0.01 two or three seeds of 16 never found the target (13/16 at 274 vmapped,
-# 14/16 as processes); at 0.03 and 0.1 one seed each (15/16); at 0.05 all of
-# seeds 0-31 vmapped and all 16 as processes (robustness.md). The price there:
-# late in the run the wider policy's mean settles at the action bounds, where
-# the task's control term pays nothing, and the deterministic returns end near
-# 725 where seeds that found the target at 0.01 reached 900 (the mean over 16
-# seeds is the same, 724.8 against 724.4; squashing the mean with bounded_mean
-# lost seeds again: 13/16). On AcrobotSwingup 0.05 lifted every seed (16/16 at
-# 28, worst 38.4, mean 51.2, against 13/16, 6.3, 36.3 at 0.01; seeds 16-31 and
-# 16 processes 16/16 too, worst 40.9 and 39.8), though its sampled actions
-# score less while it trains (3 seeds' training return 11.2 against 25.8, the
-# figure CleanRL reports; deterministic 51.9 against 38.3). It did not
-# carry over: PendulumSwingup lost seeds at 0.03 (12/16) and ReacherEasy's
-# seeds collapsed at 0.1 (0/16; 15/16 at 0.05, which ReacherEasy has with 20
-# epochs, above).
-_DM_CONTROL_WIDE_EXPLORING_TUNED: dict[str, Any] = {
-    **DM_CONTROL_CLEANRL,
-    "ent_coef": 0.05,
 }
 # gymnax's MinAtar games: 10x10 grids of boolean channels, with the CNN (the
 # MinAtar paper's network: 16 3x3 filters, then a dense layer). 64 envs x 128
