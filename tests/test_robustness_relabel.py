@@ -1,11 +1,13 @@
 """benchmarks/robustness.py's ``--relabel``: after a preset takes a tried
 change, its stored results are renamed and relabelled so that each row still
-says which settings it ran, and nothing is lost on a refusal."""
+says which settings it ran, and nothing is lost on a refusal. Also its
+one-sentence refusal of a malformed ``--set``."""
 
 from __future__ import annotations
 
 import importlib.util
 import json
+import subprocess
 import sys
 from pathlib import Path
 from types import ModuleType
@@ -108,3 +110,15 @@ def test_relabel_refuses_to_overwrite_and_touches_nothing(
     with pytest.raises(SystemExit, match="would be overwritten"):
         robustness.relabel(tmp_path, ENV, "tuned", {"ent_coef": "0.05"}, "ent0.01", OLD)
     assert {p.name: p.read_text() for p in tmp_path.glob("*")} == before
+
+
+@pytest.mark.parametrize("item", ["lr", "lr=", "=5e-4"])
+def test_a_set_without_field_and_value_is_refused_in_one_sentence(item: str) -> None:
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / "robustness.py"), "--env",
+         ENV, "--target", "1", "--set", item],
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert proc.returncode == 2
+    assert "Traceback" not in proc.stderr
+    assert f"--set takes FIELD=VALUE, as in --set lr=5e-4, not {item!r}" in proc.stderr
