@@ -127,8 +127,9 @@ _DM_CONTROL_CARTPOLE_TUNED: dict[str, Any] = {**DM_CONTROL_CLEANRL, "lr": 1e-4}
 # its 16 seeds without reaching 16/16 (robustness.md): lr 1e-3 15/16 (mean
 # 751.7), 2e-3 13/16, 1e-4 2/16, init_log_std 1.0 13/16, entropy 0.03
 # 12/16, bounded_mean 0/16, lr 1e-3 with 64 envs x 32 steps 12/16, discount
-# 0.995 16/16 but 11/16 on seeds 16-31 (with lr 1e-3 13/16, with gae_lambda
-# 0.99 14/16) and 13/16 as processes, 20 epochs 13/16.
+# 0.995 16/16 but 11/16 on seeds 16-31 (with lr 1e-3 13/16; with gae_lambda
+# 0.99 14/16, and 11/16 on seeds 0-15) and 13/16 as processes, 20 epochs
+# 13/16. The preset itself had all of seeds 16-31 at target (16/16).
 _DM_CONTROL_EXPLORING_TUNED: dict[str, Any] = {**DM_CONTROL_CLEANRL, "ent_coef": 0.01}
 # PointMass and AcrobotSwingup: an entropy bonus of 0.05. On PointMass, at
 # 0.01 two or three seeds of 16 never found the target (13/16 at 274 vmapped,
