@@ -9,32 +9,15 @@ these 21 runs."""
 
 from __future__ import annotations
 
-import importlib.util
-import sys
-from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import pytest
+from benchmark_scripts import load_benchmark_script
 
 from ppo_jax.config.ppo_config import PPOConfig
 from ppo_jax.envs import preset_config
 
-ROOT = Path(__file__).resolve().parents[1]
-
-
-def _load_protocols() -> ModuleType:
-    spec = importlib.util.spec_from_file_location(
-        "protocols_script", ROOT / "benchmarks" / "protocols.py"
-    )
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-PROTOCOLS = _load_protocols()
+PROTOCOLS = load_benchmark_script("protocols")
 RUNS = [
     pytest.param(protocol, task, label, id=f"{name}-{task.label}-{label}")
     for name, protocol in PROTOCOLS.PROTOCOLS.items()

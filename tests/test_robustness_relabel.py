@@ -5,7 +5,6 @@ one-sentence refusal of a malformed ``--set``."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import subprocess
 import sys
@@ -13,6 +12,7 @@ from pathlib import Path
 from types import ModuleType
 
 import pytest
+from benchmark_scripts import load_benchmark_script
 
 ROOT = Path(__file__).resolve().parents[1]
 ENV = "playground/PointMass"
@@ -21,14 +21,7 @@ OLD = "tuned at commit abc1234 (entropy 0.01)"
 
 @pytest.fixture(scope="module")
 def robustness() -> ModuleType:
-    spec = importlib.util.spec_from_file_location(
-        "robustness_script", ROOT / "benchmarks" / "robustness.py"
-    )
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
+    return load_benchmark_script("robustness")
 
 
 def store_result(
