@@ -106,9 +106,10 @@ def main() -> None:
         "run without them become LABEL (file names PRESET-SLUG_...); nothing is run",
     )
     args = p.parse_args()
-    malformed = [item for item in args.set if "=" not in item.strip("=")]
-    if malformed:
-        p.error(f"--set takes FIELD=VALUE, as in --set lr=5e-4, not {malformed[0]!r}")
+    for item in args.set:
+        field, equals, value = item.partition("=")
+        if not (field and equals and value):
+            p.error(f"--set takes FIELD=VALUE, as in --set lr=5e-4, not {item!r}")
     changes = dict(item.split("=", 1) for item in args.set)
     if args.report:
         write_table()
