@@ -43,6 +43,7 @@ import zipfile
 from collections.abc import Iterator
 from datetime import date
 from pathlib import Path
+from typing import Any
 
 import jax
 import numpy as np
@@ -300,6 +301,17 @@ def train_and_evaluate(
     return metrics, eval_returns, compile_s, train_s
 
 
+def run_config(
+    preset: str, env: str, total_timesteps: int | None, **fields: Any
+) -> PPOConfig:
+    """The validated config :func:`run` trains: ``preset`` on ``env`` with
+    ``fields`` (and ``total_timesteps``, when given) over it."""
+    overrides = {"env_name": env, **fields}
+    if total_timesteps:
+        overrides["total_timesteps"] = total_timesteps
+    return preset_config(preset, **overrides).validate()
+
+
 def run(
     preset: str,
     env: str,
@@ -312,10 +324,7 @@ def run(
     """Train and evaluate ``preset`` on ``env`` (with the config ``fields``
     given, e.g. ``network``) for ``seeds`` seeds; returns the stored record
     (with the seeds' host ``Metrics`` under ``"metrics"`` if ``keep_metrics``)."""
-    overrides = {"env_name": env, **fields}
-    if total_timesteps:
-        overrides["total_timesteps"] = total_timesteps
-    config = preset_config(preset, **overrides).validate()
+    config = run_config(preset, env, total_timesteps, **fields)
     keys = jax.random.split(jax.random.key(config.seed), seeds)
     metrics, eval_returns, compile_s, train_s = train_and_evaluate(
         config, keys, episodes, progress=env

@@ -84,6 +84,11 @@ class Protocol:
     reference_settings: str = ""  # the settings the reference ran with
     digits: int = 1  # decimals of the scores in the tables (2 for rates)
 
+    def fields(self, label: str, task: Task) -> dict[str, Any]:
+        """The config fields the ``label`` settings train ``task`` with, over
+        the ``tuned`` preset: the label's, then the task's own."""
+        return {**self.settings[label], **self.per_task.get((label, task.env), {})}
+
     def applies(self, label: str, task: Task) -> bool:
         """Whether the ``label`` settings are run on ``task``."""
         return task.env in self.label_tasks.get(label, (task.env,))
@@ -493,17 +498,13 @@ def slug(text: str) -> str:
 def run_task(protocol: Protocol, task: Task, label: str, seeds: int) -> dict:
     """Train ``task`` with the protocol's ``label`` settings for ``seeds``
     seeds and store the record; returns it."""
-    fields = {
-        **protocol.settings[label],
-        **protocol.per_task.get((label, task.env), {}),
-    }
     record = run(
         "tuned",
         task.env,
         seeds,
         protocol.total_timesteps,
         protocol.eval_episodes,
-        **fields,
+        **protocol.fields(label, task),
     )
     record |= {
         "protocol": protocol.name,

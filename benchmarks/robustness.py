@@ -106,11 +106,12 @@ def main() -> None:
         "run without them become LABEL (file names PRESET-SLUG_...); nothing is run",
     )
     args = p.parse_args()
+    changes: dict[str, str] = {}
     for item in args.set:
         field, equals, value = item.partition("=")
         if not (field and equals and value):
             p.error(f"--set takes FIELD=VALUE, as in --set lr=5e-4, not {item!r}")
-    changes = dict(item.split("=", 1) for item in args.set)
+        changes[field] = value
     if args.report:
         write_table()
         return

@@ -1,9 +1,9 @@
 """benchmarks/protocols.py's GPU tasks are runnable as written: each, with
 each of its settings, makes a valid config (the one benchmarks/learning.run
-trains). They run only where a GPU is lent, rarely and with minutes to
-spare (benchmarks/gpu.sh), so a settings mistake must show up here first;
-the CPU tasks have run here (benchmarks/results/protocols.md). The
-environments' own checks (``build_pipeline``) are left out: tracing a
+trains, from ``run_config``). They run only where a GPU is lent, rarely and
+with minutes to spare (benchmarks/gpu.sh), so a settings mistake must show
+up here first; the CPU tasks have run here (benchmarks/results/protocols.md).
+The environments' own checks (``build_pipeline``) are left out: tracing a
 contact-rich MJX step takes 3-6 s a task on 2 cores, over a minute for
 these 21 runs."""
 
@@ -15,9 +15,9 @@ import pytest
 from benchmark_scripts import load_benchmark_script
 
 from ppo_jax.config.ppo_config import PPOConfig
-from ppo_jax.envs import preset_config
 
 PROTOCOLS = load_benchmark_script("protocols")
+LEARNING = load_benchmark_script("learning")
 RUNS = [
     pytest.param(protocol, task, label, id=f"{name}-{task.label}-{label}")
     for name, protocol in PROTOCOLS.PROTOCOLS.items()
@@ -41,17 +41,10 @@ def test_every_protocol_has_tasks_and_settings() -> None:
 def test_each_gpu_task_and_settings_makes_a_valid_config(
     protocol: Any, task: Any, label: str
 ) -> None:
-    per_task = protocol.per_task.get((label, task.env), {})
-    fields = {**protocol.settings[label], **per_task}
-    config = preset_config(
-        "tuned",
-        env_name=task.env,
-        total_timesteps=protocol.total_timesteps,
-        **fields,
-    ).validate()
+    fields = protocol.fields(label, task)
+    # the config run_task trains (through benchmarks/learning.run)
+    config = LEARNING.run_config("tuned", task.env, protocol.total_timesteps, **fields)
     assert isinstance(config, PPOConfig) and config.env_name == task.env
     # the protocol's settings win over the preset's table for this env
-    assert {k: getattr(config, k) for k in fields} == {
-        k: tuple(v) if isinstance(v, list) else v for k, v in fields.items()
-    }
+    assert {k: getattr(config, k) for k in fields} == fields
     assert config.num_iterations >= 1, "the budget is smaller than one batch"

@@ -12,9 +12,8 @@ from pathlib import Path
 from types import ModuleType
 
 import pytest
-from benchmark_scripts import load_benchmark_script
+from benchmark_scripts import BENCHMARKS, load_benchmark_script
 
-ROOT = Path(__file__).resolve().parents[1]
 ENV = "playground/PointMass"
 OLD = "tuned at commit abc1234 (entropy 0.01)"
 
@@ -108,7 +107,7 @@ def test_relabel_refuses_to_overwrite_and_touches_nothing(
 @pytest.mark.parametrize("item", ["lr", "lr=", "=5e-4"])
 def test_a_set_without_field_and_value_is_refused_in_one_sentence(item: str) -> None:
     proc = subprocess.run(
-        [sys.executable, str(ROOT / "benchmarks" / "robustness.py"), "--env",
+        [sys.executable, str(BENCHMARKS / "robustness.py"), "--env",
          ENV, "--target", "1", "--set", item],
         capture_output=True, text=True, timeout=60,
     )  # fmt: skip
